@@ -1,0 +1,63 @@
+import { x509 } from './x509.js';
+import { keyAlgorithm, type AnyKeyType } from './keys.js';
+import { clientExtensions, serverExtensions } from './profiles.js';
+import { randomSerial } from './serial.js';
+
+/**
+ * The issuing CA in memory: its certificate, its private key (non-extractable once loaded),
+ * and the root it chains to. Everything that signs an end-entity certificate goes through here.
+ */
+export class IssuingAuthority {
+  constructor(
+    readonly root: x509.X509Certificate,
+    readonly issuing: x509.X509Certificate,
+    private readonly signingKey: CryptoKey,
+    readonly keyType: AnyKeyType,
+    private readonly crlUrl: string | undefined,
+  ) {}
+
+  /** SHA-256 of the issuing CA certificate, recorded with every certificate it signs. */
+  async issuingFingerprint(): Promise<string> {
+    return Buffer.from(await this.issuing.getThumbprint('SHA-256')).toString('hex');
+  }
+
+  async signClient(req: {
+    subject: x509.Name;
+    publicKey: CryptoKey;
+    keyType: AnyKeyType;
+    notBefore: Date;
+    notAfter: Date;
+    serial?: string;
+  }): Promise<x509.X509Certificate> {
+    return x509.X509CertificateGenerator.create({
+      serialNumber: req.serial ?? randomSerial(),
+      subject: req.subject,
+      issuer: this.issuing.subjectName,
+      notBefore: req.notBefore,
+      notAfter: req.notAfter,
+      publicKey: req.publicKey,
+      signingKey: this.signingKey,
+      signingAlgorithm: keyAlgorithm(this.keyType),
+      extensions: await clientExtensions({ publicKey: req.publicKey, keyType: req.keyType, issuer: this.issuing, crlUrl: this.crlUrl }),
+    });
+  }
+
+  async signServer(req: { names: string[]; publicKey: CryptoKey; notBefore: Date; notAfter: Date }): Promise<x509.X509Certificate> {
+    return x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: new x509.Name([{ '2.5.4.3': [{ utf8String: req.names[0] ?? 'localhost' }] }]),
+      issuer: this.issuing.subjectName,
+      notBefore: req.notBefore,
+      notAfter: req.notAfter,
+      publicKey: req.publicKey,
+      signingKey: this.signingKey,
+      signingAlgorithm: keyAlgorithm(this.keyType),
+      extensions: await serverExtensions({ publicKey: req.publicKey, issuer: this.issuing, names: req.names }),
+    });
+  }
+
+  /** PEM of the root, or root + issuing CA (for trust stores and reverse proxies). */
+  pem(withChain: boolean): string {
+    return withChain ? `${this.root.toString('pem')}\n${this.issuing.toString('pem')}\n` : `${this.root.toString('pem')}\n`;
+  }
+}

@@ -1,0 +1,226 @@
+import type { Db } from '../db/database.js';
+import type { Clock } from '../clock.js';
+import { DAY_MS } from '../clock.js';
+import type { CertificateRow, IssuedVia, Tenant } from '../db/schema.js';
+import type { IssuingAuthority } from '../ca/authority.js';
+import { freshKeys, mintClientCertificate, type KeySource, type Minted } from '../ca/mint.js';
+import type { AnyKeyType } from '../ca/keys.js';
+import type { Pkcs12Profile } from '../ca/pkcs12.js';
+import { buildSubject, subjectFromDer, validateLabel } from '../ca/subject.js';
+import { normaliseSerial } from '../ca/serial.js';
+import { appendAudit } from '../audit/log.js';
+import { Refusal, invalidInput } from '../errors.js';
+import { findTenant } from '../tenancy/service.js';
+import { tenantCode as validTenantCode } from '../tenancy/validation.js';
+import { resolveValidity, type ValidityPolicy, type ValidityRequest } from './validity.js';
+import { effectiveStatus, daysLeft, type EffectiveStatus } from './status.js';
+
+/**
+ * Issuing, finding and revoking client certificates. The CPU work (key, signature, PKCS#12)
+ * happens before the transaction; the transaction only records the certificate and its audit
+ * event, so a crash leaves either both or neither, and the private key never touches the disk.
+ */
+export interface CertificateDeps {
+  db: Db;
+  clock: Clock;
+  authority: IssuingAuthority;
+  keys?: KeySource;
+  validity: ValidityPolicy;
+}
+
+export interface IssueRequest {
+  tenantCode: string;
+  keyType: AnyKeyType;
+  profile: Pkcs12Profile;
+  label?: string | undefined;
+  validity: ValidityRequest;
+  actor: string;
+}
+
+export interface IssueResult extends Minted {
+  row: CertificateRow;
+  tenant: Tenant;
+}
+
+export async function issueCertificate(deps: CertificateDeps, req: IssueRequest): Promise<IssueResult> {
+  const label = validateLabel(req.label);
+  const tenant = await findTenant(deps.db, validTenantCode(req.tenantCode));
+  const now = deps.clock.now();
+  const { notBefore, notAfter } = resolveValidity(req.validity, deps.validity, now);
+  const subject = buildSubject({ tenantCode: tenant.code, tenantName: tenant.name, label });
+  const minted = await mintClientCertificate(deps.authority, deps.keys ?? freshKeys, {
+    subject,
+    displayName: tenant.name,
+    keyType: req.keyType,
+    profile: req.profile,
+    notBefore,
+    notAfter,
+  });
+  const row = await recordCertificate(deps, minted, { tenant, label, keyType: req.keyType, issuedVia: 'operator', predecessorId: null, actor: req.actor });
+  return { ...minted, row, tenant };
+}
+
+/** Inserts the certificate row and its audit event in one transaction. Shared by issue, renewal and re-issue. */
+export async function recordCertificate(
+  deps: Pick<CertificateDeps, 'db' | 'clock' | 'authority'>,
+  minted: Minted,
+  meta: { tenant: Tenant; label: string | undefined | null; keyType: AnyKeyType; issuedVia: IssuedVia; predecessorId: number | null; actor: string },
+): Promise<CertificateRow> {
+  const now = deps.clock.now();
+  const cert = minted.certificate;
+  const issuerFingerprint = await deps.authority.issuingFingerprint();
+  return deps.db.transaction().execute(async (trx) => {
+    const row = await trx
+      .insertInto('certificates')
+      .values({
+        serial: minted.serial,
+        tenant_id: meta.tenant.id,
+        subject: cert.subject,
+        subject_der: Buffer.from(cert.subjectName.toArrayBuffer()).toString('base64'),
+        label: meta.label ?? null,
+        key_type: meta.keyType,
+        fingerprint_sha256: minted.fingerprintSha256,
+        not_before: cert.notBefore.toISOString(),
+        not_after: cert.notAfter.toISOString(),
+        status: 'active',
+        revoked_at: null,
+        revocation_reason: null,
+        predecessor_id: meta.predecessorId,
+        issued_via: meta.issuedVia,
+        issuer_fingerprint: issuerFingerprint,
+        pem: cert.toString('pem'),
+        created_at: now.toISOString(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await appendAudit(trx, now, {
+      actor: meta.actor,
+      action: 'certificate.issued',
+      tenantId: meta.tenant.id,
+      target: `certificate:${row.serial}`,
+      details: { serial: row.serial, notAfter: row.not_after, keyType: meta.keyType, via: meta.issuedVia, predecessorId: meta.predecessorId },
+    });
+    return row;
+  });
+}
+
+/** The subject of an existing certificate, for a renewal or re-issue that must keep it exactly. */
+export function subjectOf(row: CertificateRow) {
+  return subjectFromDer(new Uint8Array(Buffer.from(row.subject_der, 'base64')));
+}
+
+export interface CertificateView {
+  serial: string;
+  tenantCode: string;
+  tenantName: string;
+  subject: string;
+  label: string | null;
+  keyType: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  daysLeft: number;
+  status: EffectiveStatus;
+  revokedAt: string | null;
+  revocationReason: string | null;
+  issuedVia: IssuedVia;
+  predecessorSerial: string | null;
+  successorSerials: string[];
+}
+
+export async function listCertificates(
+  deps: Pick<CertificateDeps, 'db' | 'clock'>,
+  filter: { tenantCode?: string | undefined; expiringWithinDays?: number | undefined },
+): Promise<CertificateView[]> {
+  const now = deps.clock.now();
+  let q = deps.db
+    .selectFrom('certificates as c')
+    .innerJoin('tenants as t', 't.id', 'c.tenant_id')
+    .leftJoin('certificates as p', 'p.id', 'c.predecessor_id')
+    .selectAll('c')
+    .select(['t.code as tenant_code', 't.name as tenant_name', 'p.serial as predecessor_serial'])
+    .orderBy('c.not_after', 'asc')
+    .orderBy('c.id', 'asc');
+  if (filter.tenantCode !== undefined) {
+    const tenant = await findTenant(deps.db, validTenantCode(filter.tenantCode));
+    q = q.where('c.tenant_id', '=', tenant.id);
+  }
+  if (filter.expiringWithinDays !== undefined) {
+    const d = filter.expiringWithinDays;
+    if (!Number.isInteger(d) || d < 0 || d > 3660) throw invalidInput('expiring-within', 'must be a whole number of days from 0 to 3660');
+    // "Expiring within N days" means still valid now and not after now + N days; revoked ones are not expiring.
+    q = q
+      .where('c.not_after', '>', now.toISOString())
+      .where('c.not_after', '<=', new Date(now.getTime() + d * DAY_MS).toISOString())
+      .where('c.status', '=', 'active');
+  }
+  const rows = await q.execute();
+  return rows.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now));
+}
+
+export async function getCertificate(deps: Pick<CertificateDeps, 'db' | 'clock'>, serialInput: string): Promise<CertificateView & { pem: string }> {
+  const row = await findBySerial(deps.db, serialInput);
+  const tenant = await deps.db.selectFrom('tenants').selectAll().where('id', '=', row.tenant_id).executeTakeFirstOrThrow();
+  const pred = row.predecessor_id
+    ? await deps.db.selectFrom('certificates').select('serial').where('id', '=', row.predecessor_id).executeTakeFirst()
+    : undefined;
+  const succ = await deps.db.selectFrom('certificates').select('serial').where('predecessor_id', '=', row.id).orderBy('id').execute();
+  return { ...toView(row, tenant.code, tenant.name, pred?.serial ?? null, succ.map((s) => s.serial), deps.clock.now()), pem: row.pem };
+}
+
+export async function findBySerial(db: Db, serialInput: string): Promise<CertificateRow> {
+  const serial = normaliseSerial(serialInput);
+  if (!serial) throw invalidInput('serial', `"${serialInput}" is not a hexadecimal serial number`);
+  const row = await db.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+  if (!row) throw new Refusal('unknown_certificate', `no certificate with serial ${serial}`, { field: 'serial' });
+  return row;
+}
+
+/** RFC 5280 CRLReason names that make sense for an end-entity certificate. */
+export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+export async function revokeCertificate(
+  deps: Pick<CertificateDeps, 'db' | 'clock'>,
+  req: { serial: string; reason?: string | undefined; actor: string },
+): Promise<CertificateView> {
+  const reason = (req.reason ?? 'unspecified') as RevocationReason;
+  if (!REVOCATION_REASONS.includes(reason)) throw invalidInput('reason', `expected one of ${REVOCATION_REASONS.join(', ')}, got "${req.reason}"`);
+  const row = await findBySerial(deps.db, req.serial);
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (trx) => {
+    // Conditional update: two operators revoking at once cannot both "succeed" or overwrite the reason.
+    const res = await trx
+      .updateTable('certificates')
+      .set({ status: 'revoked', revoked_at: now.toISOString(), revocation_reason: reason })
+      .where('id', '=', row.id)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) {
+      throw new Refusal('certificate_already_revoked', `certificate ${row.serial} is already revoked`, { field: 'serial' });
+    }
+    await appendAudit(trx, now, { actor: req.actor, action: 'certificate.revoked', tenantId: row.tenant_id, target: `certificate:${row.serial}`, details: { serial: row.serial, reason } });
+  });
+  return getCertificate(deps, row.serial);
+}
+
+function toView(r: CertificateRow, tenantCode: string, tenantName: string, predecessorSerial: string | null, successorSerials: string[], now: Date): CertificateView {
+  return {
+    serial: r.serial,
+    tenantCode,
+    tenantName,
+    subject: r.subject,
+    label: r.label,
+    keyType: r.key_type,
+    fingerprintSha256: r.fingerprint_sha256,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    daysLeft: daysLeft(r.not_after, now),
+    status: effectiveStatus(r, now),
+    revokedAt: r.revoked_at,
+    revocationReason: r.revocation_reason,
+    issuedVia: r.issued_via,
+    predecessorSerial,
+    successorSerials,
+  };
+}

@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { invalidInput } from './errors.js';
+
+export type KeyType = 'rsa2048' | 'p256';
+export type CaKeyType = 'p256' | 'p384' | 'rsa3072';
+export type Pkcs12ProfileName = 'compatible' | 'modern';
+
+/**
+ * Every setting, its default and its validation, in one place. Values come from (highest first)
+ * explicit overrides (CLI flags), then KENSHIN_* environment variables, then the defaults below.
+ */
+export interface Config {
+  /** Where the CA, the server certificate, the SQLite file and the demo files live. */
+  dataDir: string;
+  /** postgres://… selects PostgreSQL; otherwise the embedded SQLite file in dataDir. */
+  databaseUrl: string | undefined;
+  /** HOST:PORT of the HTTPS listener. */
+  listen: { host: string; port: number };
+  /** Validity of client certificates, in calendar years. The seed service uses 3. */
+  certValidityYears: number;
+  /** notBefore is set this far in the past so a PC whose clock runs slow still accepts a fresh certificate. */
+  backdateMinutes: number;
+  defaultKeyType: KeyType;
+  caKeyType: CaKeyType;
+  defaultPkcs12Profile: Pkcs12ProfileName;
+  /** Put into the CRL distribution point of new certificates when set. */
+  crlUrl: string | undefined;
+  /** DNS names / IPs the generated server certificate covers. */
+  serverNames: string[];
+  /** Passphrase for the CA keys; when unset, a generated one is kept in dataDir/secrets/ca-passphrase (0600). */
+  caPassphrase: string | undefined;
+}
+
+export type ConfigOverrides = Partial<Config>;
+
+type Env = Record<string, string | undefined>;
+
+export function parseListen(value: string, field = 'listen'): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw invalidInput(field, `expected HOST:PORT, got "${value}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw invalidInput(field, `port ${port} is out of range (0-65535)`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function intSetting(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalidInput(name, `expected a whole number from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], def: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!(allowed as readonly string[]).includes(raw)) throw invalidInput(name, `expected one of ${allowed.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.env): Config {
+  const dataDir = path.resolve(overrides.dataDir ?? env.KENSHIN_DATA_DIR ?? './data');
+  const base: Config = {
+    dataDir,
+    databaseUrl: env.KENSHIN_DATABASE_URL || undefined,
+    listen: parseListen(env.KENSHIN_LISTEN ?? '127.0.0.1:8443', 'KENSHIN_LISTEN'),
+    certValidityYears: intSetting(env, 'KENSHIN_CERT_VALIDITY_YEARS', 3, 1, 10),
+    backdateMinutes: intSetting(env, 'KENSHIN_BACKDATE_MINUTES', 5, 0, 1440),
+    defaultKeyType: oneOf(env, 'KENSHIN_KEY_TYPE', ['rsa2048', 'p256'] as const, 'rsa2048'),
+    caKeyType: oneOf(env, 'KENSHIN_CA_KEY_TYPE', ['p256', 'p384', 'rsa3072'] as const, 'p256'),
+    defaultPkcs12Profile: oneOf(env, 'KENSHIN_PKCS12_PROFILE', ['compatible', 'modern'] as const, 'compatible'),
+    crlUrl: env.KENSHIN_CRL_URL || undefined,
+    serverNames: (env.KENSHIN_SERVER_NAMES ?? 'localhost,127.0.0.1')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    caPassphrase: env.KENSHIN_CA_PASSPHRASE || undefined,
+  };
+  const merged: Config = { ...base };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v !== undefined) (merged as unknown as Record<string, unknown>)[k] = v;
+  }
+  merged.dataDir = dataDir;
+  if (merged.crlUrl !== undefined && !/^https?:\/\//.test(merged.crlUrl)) {
+    throw invalidInput('KENSHIN_CRL_URL', `expected an http(s) URL, got "${merged.crlUrl}"`);
+  }
+  if (merged.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {
+    throw invalidInput('KENSHIN_DATABASE_URL', 'expected a postgres:// URL (leave it unset for the embedded SQLite database)');
+  }
+  return merged;
+}
+
+/** Where things live inside the data directory. One place, so nobody hard-codes a path twice. */
+export function dataPaths(dataDir: string) {
+  const ca = path.join(dataDir, 'ca');
+  return {
+    dataDir,
+    caDir: ca,
+    rootCert: path.join(ca, 'root.crt'),
+    rootKey: path.join(ca, 'root.key'),
+    issuingCert: path.join(ca, 'issuing.crt'),
+    issuingKey: path.join(ca, 'issuing.key'),
+    secretsDir: path.join(dataDir, 'secrets'),
+    caPassphraseFile: path.join(dataDir, 'secrets', 'ca-passphrase'),
+    serverDir: path.join(dataDir, 'server'),
+    serverCert: path.join(dataDir, 'server', 'server.crt'),
+    serverKey: path.join(dataDir, 'server', 'server.key'),
+    sqliteFile: path.join(dataDir, 'kenshin.sqlite'),
+    demoDir: path.join(dataDir, 'demo'),
+  };
+}
+export type DataPaths = ReturnType<typeof dataPaths>;

@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+import type { Schema } from './schema.js';
+import * as m001 from './migrations/001_initial.js';
+import { Refusal } from '../errors.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Schema>;
+
+export interface Database {
+  db: Db;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+/** Migrations in order. Each gets the dialect so the few dialect-specific bits stay in one file. */
+const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
+  '001_initial': m001,
+};
+
+class StaticProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const out: Record<string, Migration> = {};
+    for (const [name, mig] of Object.entries(MIGRATIONS)) out[name] = { up: (db) => mig.up(db, this.dialect) };
+    return out;
+  }
+}
+
+export interface OpenOptions {
+  /** postgres://… or undefined for SQLite. */
+  url: string | undefined;
+  sqliteFile: string;
+  /** Create the SQLite file if it does not exist (only `init` and first start do). */
+  create?: boolean;
+}
+
+export function openDatabase(opts: OpenOptions): Database {
+  if (opts.url) {
+    // int8 (count(*), bigint) comes back as a string from pg by default; our counts fit in a JS number.
+    pg.types.setTypeParser(20, (v) => Number(v));
+    const pool = new pg.Pool({ connectionString: opts.url, max: 10 });
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: 'postgres', close: () => db.destroy() };
+  }
+  if (!opts.create && !fs.existsSync(opts.sqliteFile)) {
+    throw new Refusal('not_initialized', `no database at ${opts.sqliteFile}: run \`kenshin init\` first`, { field: opts.sqliteFile });
+  }
+  fs.mkdirSync(path.dirname(opts.sqliteFile), { recursive: true });
+  const sqlite = new SqliteDatabase(opts.sqliteFile);
+  // WAL: readers never wait for the writer; busy_timeout: a second process (CLI beside the server) waits instead of failing.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('synchronous = NORMAL');
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/** Brings the schema up to date. Kysely takes a lock, so two instances starting at once migrate once. */
+export async function migrate(database: Database): Promise<void> {
+  const migrator = new Migrator({ db: database.db, provider: new StaticProvider(database.dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+  }
+}
+
+/** Whether a driver error is a unique-constraint violation (SQLite and PostgreSQL phrase it differently). */
+export function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === '23505' || err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+export function nowIso(d: Date): string {
+  return d.toISOString();
+}

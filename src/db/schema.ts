@@ -1,0 +1,105 @@
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. Timestamps are ISO-8601 UTC strings ("2026-11-25T16:00:00.000Z")
+ * in both SQLite and PostgreSQL: they sort correctly as text and read the same in both dialects.
+ */
+
+export type Role = 'admin' | 'user' | 'operator';
+export type CertificateStatus = 'active' | 'revoked';
+/** How a certificate came to be: by an operator, by self-renewal, or re-issued after expiry. */
+export type IssuedVia = 'operator' | 'renewal' | 'reissue';
+
+export interface TenantsTable {
+  id: Generated<number>;
+  code: string;
+  name: string;
+  contact_email: string | null;
+  created_at: string;
+}
+
+export interface InstitutionsTable {
+  id: Generated<number>;
+  tenant_id: number;
+  /** 機関番号: exactly 10 digits. */
+  number: string;
+  name: string;
+  created_at: string;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  tenant_id: number;
+  login_id: string;
+  password_hash: string;
+  role: Role;
+  locked_at: string | null;
+  created_at: string;
+}
+
+export interface UserInstitutionsTable {
+  user_id: number;
+  institution_id: number;
+}
+
+export interface CertificatesTable {
+  id: Generated<number>;
+  /** Lowercase hex, no leading zeros. Unique: the database, not the random generator, guarantees it. */
+  serial: string;
+  tenant_id: number;
+  /** RFC 4514-ish display form, e.g. "CN=T0001, O=テスト医院". */
+  subject: string;
+  /** The exact DER of the subject, copied verbatim into a renewal. Base64. */
+  subject_der: string;
+  label: string | null;
+  key_type: string;
+  fingerprint_sha256: string;
+  not_before: string;
+  not_after: string;
+  status: CertificateStatus;
+  revoked_at: string | null;
+  revocation_reason: string | null;
+  predecessor_id: number | null;
+  issued_via: IssuedVia;
+  issuer_fingerprint: string;
+  pem: string;
+  created_at: string;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  at: string;
+  /** "cli:root", "user:<id>", "cert:<serial>", "system" … */
+  actor: string;
+  action: string;
+  tenant_id: number | null;
+  /** What the event is about, e.g. "certificate:<serial>". */
+  target: string | null;
+  /** JSON object; never holds a password, key or token. */
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  hash: string;
+  count: number;
+}
+
+export interface Schema {
+  audit_head: AuditHeadTable;
+  tenants: TenantsTable;
+  institutions: InstitutionsTable;
+  users: UsersTable;
+  user_institutions: UserInstitutionsTable;
+  certificates: CertificatesTable;
+  audit_events: AuditEventsTable;
+}
+
+export type Tenant = Selectable<TenantsTable>;
+export type Institution = Selectable<InstitutionsTable>;
+export type User = Selectable<UsersTable>;
+export type CertificateRow = Selectable<CertificatesTable>;
+export type NewCertificate = Insertable<CertificatesTable>;
+export type AuditEvent = Selectable<AuditEventsTable>;

@@ -1,0 +1,111 @@
+import type { Db } from '../db/database.js';
+import { isUniqueViolation } from '../db/database.js';
+import type { Clock } from '../clock.js';
+import type { Institution, Tenant, User } from '../db/schema.js';
+import { appendAudit } from '../audit/log.js';
+import { Refusal, invalidInput } from '../errors.js';
+import { hashPassword, MIN_PASSWORD_LENGTH } from '../identity/passwords.js';
+import * as v from './validation.js';
+
+/**
+ * Tenants (contracting organisations), their 健診機関 and their users. Uniqueness is left to the
+ * database's constraints (a racing duplicate fails at INSERT), and each change is audited in the
+ * same transaction.
+ */
+export interface TenancyDeps {
+  db: Db;
+  clock: Clock;
+}
+
+export async function findTenant(db: Db, code: string): Promise<Tenant> {
+  const t = await db.selectFrom('tenants').selectAll().where('code', '=', code).executeTakeFirst();
+  if (!t) throw new Refusal('unknown_tenant', `unknown tenant "${code}"`, { field: 'tenant', details: { code } });
+  return t;
+}
+
+export async function addTenant(deps: TenancyDeps, input: { code?: string; name?: string; email?: string }, actor: string): Promise<Tenant> {
+  const code = v.tenantCode(input.code);
+  const name = v.displayName('name', input.name);
+  const contactEmail = v.email(input.email);
+  const now = deps.clock.now();
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('tenants')
+        .values({ code, name, contact_email: contactEmail, created_at: now.toISOString() })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await appendAudit(trx, now, { actor, action: 'tenant.created', tenantId: row.id, target: `tenant:${code}`, details: { code, name } });
+      return row;
+    });
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new Refusal('duplicate_tenant', `tenant code "${code}" already exists`, { field: 'code' });
+    throw e;
+  }
+}
+
+export async function addInstitution(
+  deps: TenancyDeps,
+  input: { tenantCode?: string; number?: string; name?: string },
+  actor: string,
+): Promise<Institution> {
+  const number = v.institutionNumber(input.number);
+  const name = v.displayName('name', input.name);
+  const tenant = await findTenant(deps.db, v.tenantCode(input.tenantCode));
+  const now = deps.clock.now();
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('institutions')
+        .values({ tenant_id: tenant.id, number, name, created_at: now.toISOString() })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await appendAudit(trx, now, { actor, action: 'institution.created', tenantId: tenant.id, target: `institution:${number}`, details: { number, name } });
+      return row;
+    });
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new Refusal('duplicate_institution', `機関番号 ${number} is already registered`, { field: 'number' });
+    throw e;
+  }
+}
+
+export async function addUser(
+  deps: TenancyDeps,
+  input: { tenantCode?: string; loginId?: string; password?: string; role?: string; institutionNumbers?: string[] },
+  actor: string,
+): Promise<User & { institutions: string[] }> {
+  const loginId = v.loginId(input.loginId);
+  const role = v.role(input.role);
+  const password = input.password ?? '';
+  if (password.length < MIN_PASSWORD_LENGTH) throw invalidInput('password', `must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  const numbers = [...new Set((input.institutionNumbers ?? []).map((n) => v.institutionNumber(n, 'institutions')))];
+  const tenant = await findTenant(deps.db, v.tenantCode(input.tenantCode));
+  const institutions = numbers.length
+    ? await deps.db.selectFrom('institutions').select(['id', 'number', 'tenant_id']).where('number', 'in', numbers).execute()
+    : [];
+  for (const n of numbers) {
+    const inst = institutions.find((i) => i.number === n);
+    if (!inst) throw new Refusal('unknown_institution', `unknown 機関番号 ${n}`, { field: 'institutions' });
+    // A user may only use institutions of its own tenant: the certificate decides the tenant.
+    if (inst.tenant_id !== tenant.id) throw new Refusal('unknown_institution', `機関番号 ${n} does not belong to tenant ${tenant.code}`, { field: 'institutions' });
+  }
+  const passwordHash = await hashPassword(password);
+  const now = deps.clock.now();
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const user = await trx
+        .insertInto('users')
+        .values({ tenant_id: tenant.id, login_id: loginId, password_hash: passwordHash, role, locked_at: null, created_at: now.toISOString() })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      if (institutions.length) {
+        await trx.insertInto('user_institutions').values(institutions.map((i) => ({ user_id: user.id, institution_id: i.id }))).execute();
+      }
+      await appendAudit(trx, now, { actor, action: 'user.created', tenantId: tenant.id, target: `user:${loginId}`, details: { loginId, role, institutions: numbers } });
+      return { ...user, institutions: numbers };
+    });
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new Refusal('duplicate_login', `login ID "${loginId}" already exists in tenant ${tenant.code}`, { field: 'login' });
+    throw e;
+  }
+}
