@@ -12,7 +12,10 @@ export function effectiveStatus(c: Pick<CertificateRow, 'status' | 'not_before' 
   return 'active';
 }
 
-/** Whole days left, rounded down; 0 on the last day, negative once expired. */
+/**
+ * Days left, rounded up: "90 days or less left" is then exactly daysLeft <= 90, a certificate
+ * in its last hours still shows 1 day, and 0 or less means expired.
+ */
 export function daysLeft(notAfter: string | Date, now: Date): number {
-  return Math.floor((new Date(notAfter).getTime() - now.getTime()) / DAY_MS);
+  return Math.ceil((new Date(notAfter).getTime() - now.getTime()) / DAY_MS);
 }

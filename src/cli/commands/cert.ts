@@ -1,0 +1,175 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { runCommand, type CliIo, type ExitBox } from '../context.js';
+import { getCertificate, issueCertificate, listCertificates, revokeCertificate, REVOCATION_REASONS, type CertificateView } from '../../certificates/service.js';
+import type { ValidityRequest } from '../../certificates/validity.js';
+import { Refusal, invalidInput } from '../../errors.js';
+import { table } from '../output.js';
+import type { KeyType, Pkcs12ProfileName } from '../../config.js';
+
+const ACTOR = 'cli';
+
+function keyType(v: string | undefined, def: KeyType): KeyType {
+  if (v === undefined) return def;
+  if (v === 'rsa2048' || v === 'p256') return v;
+  throw invalidInput('key', `expected rsa2048 or p256, got "${v}"`);
+}
+
+function profile(v: string | undefined, def: Pkcs12ProfileName): Pkcs12ProfileName {
+  if (v === undefined) return def;
+  if (v === 'compatible' || v === 'modern') return v;
+  throw invalidInput('profile', `expected compatible or modern, got "${v}"`);
+}
+
+function validity(o: { validDays?: string; notBefore?: string; notAfter?: string }): ValidityRequest {
+  if (o.validDays !== undefined && (o.notBefore !== undefined || o.notAfter !== undefined)) {
+    throw invalidInput('valid-days', 'use either --valid-days or --not-before/--not-after, not both');
+  }
+  if (o.validDays !== undefined) {
+    if (!/^\d+$/.test(o.validDays)) throw invalidInput('valid-days', `"${o.validDays}" is not a whole number of days`);
+    return { kind: 'days', days: Number(o.validDays) };
+  }
+  if (o.notBefore !== undefined || o.notAfter !== undefined) {
+    if (o.notBefore === undefined) throw invalidInput('not-before', 'is required with --not-after');
+    if (o.notAfter === undefined) throw invalidInput('not-after', 'is required with --not-before');
+    return { kind: 'explicit', notBefore: o.notBefore, notAfter: o.notAfter };
+  }
+  return { kind: 'default' };
+}
+
+/**
+ * Claims the output path before anything is issued, so an unwritable or existing path is refused
+ * with the database untouched; the finished file is renamed into place only after the commit.
+ */
+function claimOutput(file: string): { tmp: string; commit(data: Uint8Array): void; abandon(): void } {
+  const target = path.resolve(file);
+  if (fs.existsSync(target)) throw new Refusal('output_not_writable', `${target} already exists; refusing to overwrite a certificate file`, { field: 'out' });
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    throw new Refusal('output_not_writable', `cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { field: 'out' });
+  }
+  return {
+    tmp,
+    commit(data) {
+      fs.writeFileSync(tmp, data, { mode: 0o600 });
+      fs.renameSync(tmp, target);
+    },
+    abandon() {
+      fs.rmSync(tmp, { force: true });
+    },
+  };
+}
+
+function human(c: CertificateView): string {
+  const lines = [
+    `serial:       ${c.serial}`,
+    `tenant:       ${c.tenantCode} (${c.tenantName})`,
+    `subject:      ${c.subject}`,
+    `status:       ${c.status}${c.revocationReason ? ` (${c.revocationReason}, ${c.revokedAt})` : ''}`,
+    `valid:        ${c.notBefore} → ${c.notAfter} (${c.daysLeft} days left)`,
+    `key:          ${c.keyType}`,
+    `fingerprint:  ${c.fingerprintSha256}`,
+    `issued via:   ${c.issuedVia}`,
+  ];
+  if (c.label) lines.push(`label:        ${c.label}`);
+  if (c.predecessorSerial) lines.push(`renews:       ${c.predecessorSerial}`);
+  if (c.successorSerials.length) lines.push(`successors:   ${c.successorSerials.join(', ')}`);
+  return lines.join('\n');
+}
+
+export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
+  const cert = program.command('cert').description('client certificates');
+  cert
+    .command('issue')
+    .description('issue a client certificate for a tenant and write it as a password-protected .p12')
+    .requiredOption('--tenant <CODE>', 'tenant code')
+    .requiredOption('--out <FILE.p12>', 'where to write the PKCS#12 file (must not exist)')
+    .option('--profile <compatible|modern>', 'PKCS#12 profile: compatible (3DES/SHA-1, imports everywhere) or modern (AES-256/SHA-256)')
+    .option('--key <rsa2048|p256>', 'key type')
+    .option('--label <TEXT>', 'terminal label, added to the subject as OU')
+    .option('--valid-days <N>', 'validity in days instead of the configured years')
+    .option('--not-before <ISO>', 'explicit start (for migrating certificates and for tests)')
+    .option('--not-after <ISO>', 'explicit end')
+    .option('--json', 'JSON output')
+    .action(async (o: { tenant: string; out: string; profile?: string; key?: string; label?: string; validDays?: string; notBefore?: string; notAfter?: string }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime, config }) => {
+        const req = {
+          tenantCode: o.tenant,
+          keyType: keyType(o.key, config.defaultKeyType),
+          profile: profile(o.profile, config.defaultPkcs12Profile),
+          label: o.label,
+          validity: validity(o),
+          actor: ACTOR,
+        };
+        const rt = await runtime();
+        const deps = await rt.certificateDeps();
+        const file = claimOutput(o.out);
+        let issued;
+        try {
+          issued = await issueCertificate(deps, req);
+        } catch (e) {
+          file.abandon();
+          throw e;
+        }
+        file.commit(issued.pkcs12);
+        out.result(
+          { serial: issued.serial, subject: issued.row.subject, notBefore: issued.row.not_before, notAfter: issued.row.not_after, file: path.resolve(o.out), profile: req.profile, keyType: req.keyType, password: issued.password },
+          () =>
+            [
+              `issued ${issued.serial} for ${issued.tenant.code} (${issued.row.subject})`,
+              `valid until ${issued.row.not_after}`,
+              `file:     ${path.resolve(o.out)} (${req.profile}, ${req.keyType})`,
+              `password: ${issued.password}`,
+              'Hand the file and the password over separately; the password is not stored anywhere.',
+            ].join('\n'),
+        );
+      }),
+    );
+  cert
+    .command('list')
+    .description('list certificates, soonest expiry first')
+    .option('--tenant <CODE>', 'only this tenant')
+    .option('--expiring-within <DAYS>', 'only valid certificates expiring within DAYS days')
+    .option('--json', 'JSON output')
+    .action(async (o: { tenant?: string; expiringWithin?: string }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
+        if (o.expiringWithin !== undefined && !/^\d+$/.test(o.expiringWithin)) throw invalidInput('expiring-within', `"${o.expiringWithin}" is not a whole number of days`);
+        const rt = await runtime();
+        const rows = await listCertificates({ db: rt.database.db, clock: rt.clock }, { tenantCode: o.tenant, expiringWithinDays: o.expiringWithin === undefined ? undefined : Number(o.expiringWithin) });
+        out.result(rows, () =>
+          rows.length === 0
+            ? 'no certificates'
+            : table(['SERIAL', 'TENANT', 'STATUS', 'NOT AFTER', 'DAYS'], rows.map((c) => [c.serial, c.tenantCode, c.status, c.notAfter.slice(0, 10), String(c.daysLeft)])),
+        );
+      }),
+    );
+  cert
+    .command('show')
+    .description('show one certificate')
+    .argument('<SERIAL>', 'serial number (hex)')
+    .option('--pem', 'print the certificate PEM as well')
+    .option('--json', 'JSON output')
+    .action(async (serial: string, o: { pem?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
+        const rt = await runtime();
+        const c = await getCertificate({ db: rt.database.db, clock: rt.clock }, serial);
+        out.result(c, () => human(c) + (o.pem ? '\n' + c.pem : ''));
+      }),
+    );
+  cert
+    .command('revoke')
+    .description('revoke a certificate')
+    .argument('<SERIAL>', 'serial number (hex)')
+    .option('--reason <REASON>', REVOCATION_REASONS.join('|'), 'unspecified')
+    .option('--json', 'JSON output')
+    .action(async (serial: string, o: { reason: string }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
+        const rt = await runtime();
+        const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR });
+        out.result(c, () => `revoked ${c.serial} (${c.revocationReason})`);
+      }),
+    );
+}

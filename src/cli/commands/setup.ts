@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { runCommand, type CliIo, type ExitBox } from '../context.js';
+import { initialise, type InitResult } from '../../setup/init.js';
+import { isInitialised } from '../../ca/hierarchy.js';
+import { dataPaths, parseListen } from '../../config.js';
+import { startServer } from '../../web/server.js';
+
+function describeInit(r: InitResult, url: string): string {
+  const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
+  if (r.demo) {
+    lines.push(
+      '',
+      'Demo tenant (certificate 60 days from expiry, so renewal can be tried at once):',
+      `  URL:              ${url}`,
+      `  login:            ${r.demo.login} / ${r.demo.loginPassword}`,
+      `  certificate:      ${r.demo.p12File}`,
+      `  its password:     ${r.demo.p12PasswordFile}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void {
+  program
+    .command('init')
+    .description('create the data directory: CA (root + issuing), server certificate, database')
+    .option('--demo', 'also create the demo tenant, user and certificate')
+    .option('--json', 'JSON output')
+    .action(async (o: { demo?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config }) => {
+        const r = await initialise(config, { demo: Boolean(o.demo), ...(io.clock ? { clock: io.clock } : {}) });
+        out.result(r, () => describeInit(r, `https://${config.listen.host}:${config.listen.port}/`));
+      }),
+    );
+
+  program
+    .command('serve')
+    .description('run the HTTPS service')
+    .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN)')
+    .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
+    .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), o.listen ? { listen: parseListen(o.listen) } : {}, async ({ config }) => {
+        const url = `https://${config.listen.host}:${config.listen.port}/`;
+        if (o.init && !isInitialised(dataPaths(config.dataDir))) {
+          const r = await initialise(config, { demo: true });
+          io.stdout(describeInit(r, url) + '\n\n');
+        }
+        const server = await startServer(config);
+        io.stdout(`Kenshin Cloud listening on ${server.url}\n`);
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            void server.close().then(resolve);
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+      }),
+    );
+
+  const ca = program.command('ca').description('the certificate authority');
+  ca.command('cert')
+    .description('print the root CA certificate (PEM), for trust stores and reverse proxies')
+    .option('--chain', 'print root + issuing CA')
+    .action(async (o: { chain?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
+        const rt = await runtime();
+        io.stdout((await rt.authority()).pem(Boolean(o.chain)));
+      }),
+    );
+}

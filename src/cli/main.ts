@@ -1,0 +1,39 @@
+import { Command, CommanderError } from 'commander';
+import { processIo, type CliIo, type ExitBox } from './context.js';
+import { registerSetup } from './commands/setup.js';
+import { registerTenancy } from './commands/tenancy.js';
+import { registerCert } from './commands/cert.js';
+import { EXIT_REFUSED } from './errors.js';
+
+export function buildProgram(io: CliIo, exit: ExitBox): Command {
+  const program = new Command('kenshin')
+    .description('Kenshin Cloud: client certificates for 特定健診 cloud services')
+    .option('--data-dir <DIR>', 'data directory (default ./data, or KENSHIN_DATA_DIR)')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError(false)
+    .exitOverride();
+  registerSetup(program, io, exit);
+  registerTenancy(program, io, exit);
+  registerCert(program, io, exit);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (0 ok, 2 refused or bad usage, 1 unexpected). */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const exit: ExitBox = { code: 0 };
+  const program = buildProgram(io, exit);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed by commander.
+      return e.exitCode === 0 ? 0 : EXIT_REFUSED;
+    }
+    throw e;
+  }
+  return exit.code;
+}

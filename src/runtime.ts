@@ -1,0 +1,48 @@
+import { dataPaths, type Config, type DataPaths } from './config.js';
+import { openDatabase, migrate, type Database } from './db/database.js';
+import { loadIssuingAuthority } from './ca/hierarchy.js';
+import type { IssuingAuthority } from './ca/authority.js';
+import { systemClock, type Clock } from './clock.js';
+import type { CertificateDeps } from './certificates/service.js';
+import type { KeySource } from './ca/mint.js';
+
+/**
+ * The assembled service: configuration, database and CA, opened once per process and handed
+ * to the CLI commands and the web server. The CA key is loaded lazily: commands that only touch
+ * tenants and users work without the CA passphrase.
+ */
+export interface Runtime {
+  config: Config;
+  paths: DataPaths;
+  database: Database;
+  clock: Clock;
+  authority(): Promise<IssuingAuthority>;
+  certificateDeps(keys?: KeySource): Promise<CertificateDeps>;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, opts: { clock?: Clock; create?: boolean } = {}): Promise<Runtime> {
+  const paths = dataPaths(config.dataDir);
+  const database = openDatabase({ url: config.databaseUrl, sqliteFile: paths.sqliteFile, create: opts.create ?? false });
+  await migrate(database);
+  const clock = opts.clock ?? systemClock;
+  let authority: Promise<IssuingAuthority> | undefined;
+  const getAuthority = () => (authority ??= loadIssuingAuthority(paths, config.caPassphrase, config.crlUrl));
+  return {
+    config,
+    paths,
+    database,
+    clock,
+    authority: getAuthority,
+    async certificateDeps(keys) {
+      return {
+        db: database.db,
+        clock,
+        authority: await getAuthority(),
+        ...(keys ? { keys } : {}),
+        validity: { years: config.certValidityYears, backdateMinutes: config.backdateMinutes },
+      };
+    },
+    close: () => database.close(),
+  };
+}
