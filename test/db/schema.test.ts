@@ -1,0 +1,109 @@
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { testDialects, openTestDatabase } from '../helpers/databases.js';
+import { isUniqueViolation, migrate } from '../../src/db/database.js';
+import { appendAudit, eventHash } from '../../src/audit/log.js';
+import { GENESIS_HASH } from '../../src/db/migrations/001_initial.js';
+import { tempDir } from '../helpers/tmp.js';
+
+for (const dialect of testDialects()) {
+  describe(`database schema on ${dialect}`, async () => {
+    const database = await openTestDatabase(dialect, tempDir());
+    after(() => database.drop());
+    const { db } = database;
+    const at = '2026-11-25T00:00:00.000Z';
+
+    const tenant = await db.insertInto('tenants').values({ code: 'T1', name: 'テナント', contact_email: null, created_at: at }).returningAll().executeTakeFirstOrThrow();
+    const cert = (serial: string, extra: Partial<{ predecessor_id: number | null; issued_via: 'operator' | 'renewal' | 'reissue'; fingerprint_sha256: string }> = {}) => ({
+      serial,
+      tenant_id: tenant.id,
+      subject: 'CN=T1, O=テナント',
+      subject_der: 'AA==',
+      label: null,
+      key_type: 'p256',
+      fingerprint_sha256: extra.fingerprint_sha256 ?? serial.padEnd(64, '0'),
+      not_before: at,
+      not_after: '2029-11-25T00:00:00.000Z',
+      status: 'active' as const,
+      revoked_at: null,
+      revocation_reason: null,
+      predecessor_id: extra.predecessor_id ?? null,
+      issued_via: extra.issued_via ?? ('operator' as const),
+      issuer_fingerprint: 'ff',
+      pem: '-',
+      created_at: at,
+    });
+
+    test('migrating twice is a no-op', async () => {
+      await migrate(database);
+      const n = await db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      assert.equal(Number(n.n), 1);
+    });
+
+    test('serial numbers and fingerprints are unique', async () => {
+      await db.insertInto('certificates').values(cert('a1')).execute();
+      await assert.rejects(db.insertInto('certificates').values(cert('a1', { fingerprint_sha256: 'x'.repeat(64) })).execute(), isUniqueViolation);
+      await assert.rejects(db.insertInto('certificates').values(cert('a2', { fingerprint_sha256: 'a1'.padEnd(64, '0') })).execute(), isUniqueViolation);
+    });
+
+    test('a certificate has at most one renewal successor, but may be re-issued beside it', async () => {
+      const p = await db.insertInto('certificates').values(cert('b1')).returning('id').executeTakeFirstOrThrow();
+      await db.insertInto('certificates').values(cert('b2', { predecessor_id: p.id, issued_via: 'renewal' })).execute();
+      await assert.rejects(db.insertInto('certificates').values(cert('b3', { predecessor_id: p.id, issued_via: 'renewal' })).execute(), isUniqueViolation);
+      await db.insertInto('certificates').values(cert('b4', { predecessor_id: p.id, issued_via: 'reissue' })).execute();
+    });
+
+    test('check constraints reject impossible rows', async () => {
+      await assert.rejects(db.insertInto('certificates').values({ ...cert('c1'), not_after: '2020-01-01T00:00:00.000Z' }).execute());
+      await assert.rejects(db.insertInto('certificates').values({ ...cert('c2'), status: 'lost' as never }).execute());
+      await assert.rejects(db.insertInto('users').values({ tenant_id: tenant.id, login_id: 'u', password_hash: 'x', role: 'root' as never, locked_at: null, created_at: at }).execute());
+    });
+
+    test('login IDs are unique per tenant, not globally', async () => {
+      const t2 = await db.insertInto('tenants').values({ code: 'T2', name: 'n', contact_email: null, created_at: at }).returning('id').executeTakeFirstOrThrow();
+      const u = { login_id: 'admin', password_hash: 'x', role: 'admin' as const, locked_at: null, created_at: at };
+      await db.insertInto('users').values({ ...u, tenant_id: tenant.id }).execute();
+      await db.insertInto('users').values({ ...u, tenant_id: t2.id }).execute();
+      await assert.rejects(db.insertInto('users').values({ ...u, tenant_id: tenant.id }).execute(), isUniqueViolation);
+    });
+
+    test('audit events form a hash chain from the genesis hash', async () => {
+      const when = new Date(at);
+      for (let i = 0; i < 3; i++) await db.transaction().execute((trx) => appendAudit(trx, when, { actor: 'test', action: `a.${i}`, details: { i } }));
+      const rows = await db.selectFrom('audit_events').selectAll().orderBy('id').execute();
+      assert.equal(rows.length, 3);
+      let prev = GENESIS_HASH;
+      for (const r of rows) {
+        assert.equal(r.prev_hash, prev);
+        assert.equal(r.hash, eventHash(prev, r));
+        prev = r.hash;
+      }
+      const head = await db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+      assert.equal(head.hash, prev);
+      assert.equal(head.count, 3);
+    });
+
+    test('an audit append rolled back with its transaction leaves no trace', async () => {
+      const before = await db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+      await assert.rejects(
+        db.transaction().execute(async (trx) => {
+          await appendAudit(trx, new Date(at), { actor: 'test', action: 'doomed' });
+          throw new Error('crash after audit');
+        }),
+        /crash after audit/,
+      );
+      assert.deepEqual(await db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow(), before);
+      assert.equal((await db.selectFrom('audit_events').select('id').where('action', '=', 'doomed').execute()).length, 0);
+    });
+
+    test('concurrent appends keep one unbroken chain', async () => {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => db.transaction().execute((trx) => appendAudit(trx, new Date(at), { actor: 'c', action: 'concurrent', details: { i } }))));
+      const rows = await db.selectFrom('audit_events').selectAll().orderBy('id').execute();
+      let prev = GENESIS_HASH;
+      for (const r of rows) {
+        assert.equal(r.prev_hash, prev, `row ${r.id} links to its predecessor`);
+        prev = r.hash;
+      }
+    });
+  });
+}
