@@ -18,7 +18,7 @@ const OID_O = '2.5.4.10';
 const OID_OU = '2.5.4.11';
 
 export function buildSubject(parts: SubjectParts): x509.Name {
-  const rdns: x509.JsonName = [
+  const rdns: x509.JsonNameParams = [
     { [OID_CN]: [{ utf8String: parts.tenantCode }] },
     { [OID_O]: [{ utf8String: parts.tenantName }] },
   ];
@@ -27,7 +27,7 @@ export function buildSubject(parts: SubjectParts): x509.Name {
 }
 
 export function subjectFromDer(der: Uint8Array): x509.Name {
-  return new x509.Name(der);
+  return new x509.Name(der as Uint8Array<ArrayBuffer>);
 }
 
 /** Terminal labels end up in the subject: keep them short and printable. */

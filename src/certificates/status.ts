@@ -17,5 +17,6 @@ export function effectiveStatus(c: Pick<CertificateRow, 'status' | 'not_before' 
  * in its last hours still shows 1 day, and 0 or less means expired.
  */
 export function daysLeft(notAfter: string | Date, now: Date): number {
-  return Math.ceil((new Date(notAfter).getTime() - now.getTime()) / DAY_MS);
+  // "+ 0" turns the -0 that Math.ceil gives for the first second after expiry into 0.
+  return Math.ceil((new Date(notAfter).getTime() - now.getTime()) / DAY_MS) + 0;
 }
