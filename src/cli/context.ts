@@ -44,13 +44,14 @@ export async function runCommand(
   io: CliIo,
   exit: ExitBox,
   opts: { json?: boolean; dataDir?: string },
-  overrides: ConfigOverrides,
+  /** A function when computing the overrides can itself refuse (parsing a flag). */
+  overrides: ConfigOverrides | (() => ConfigOverrides),
   body: (scope: CommandScope) => Promise<void>,
 ): Promise<void> {
   const json = Boolean(opts.json);
   let rt: Runtime | undefined;
   try {
-    const config = loadConfig({ ...overrides, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }, io.env);
+    const config = loadConfig({ ...(typeof overrides === 'function' ? overrides() : overrides), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }, io.env);
     const scope: CommandScope = {
       io,
       out: makeOut(json, io.stdout),

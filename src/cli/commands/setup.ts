@@ -39,7 +39,7 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN)')
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), o.listen ? { listen: parseListen(o.listen) } : {}, async ({ config }) => {
+      runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListen(o.listen, 'listen') } : {}), async ({ config }) => {
         const url = `https://${config.listen.host}:${config.listen.port}/`;
         if (o.init && !isInitialised(dataPaths(config.dataDir))) {
           const r = await initialise(config, { demo: true });
