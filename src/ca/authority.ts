@@ -1,6 +1,6 @@
 import { x509 } from './x509.js';
 import { keyAlgorithm, type AnyKeyType } from './keys.js';
-import { clientExtensions, serverExtensions } from './profiles.js';
+import { clientExtensions, fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
 
 /**
@@ -15,6 +15,19 @@ export class IssuingAuthority {
     readonly keyType: AnyKeyType,
     private readonly crlUrl: string | undefined,
   ) {}
+
+  private readonly fixedExtensions = new Map<AnyKeyType, x509.Extension[]>();
+
+  private extensionsFor(keyType: AnyKeyType): x509.Extension[] {
+    let fixed = this.fixedExtensions.get(keyType);
+    if (!fixed) {
+      const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
+      if (!ski) throw new Error('issuing CA certificate has no subject key identifier');
+      fixed = fixedClientExtensions({ keyType, issuerKeyId: ski.keyId, crlUrl: this.crlUrl });
+      this.fixedExtensions.set(keyType, fixed);
+    }
+    return fixed;
+  }
 
   /** SHA-256 of the issuing CA certificate, recorded with every certificate it signs. */
   async issuingFingerprint(): Promise<string> {
@@ -38,7 +51,7 @@ export class IssuingAuthority {
       publicKey: req.publicKey,
       signingKey: this.signingKey,
       signingAlgorithm: keyAlgorithm(this.keyType),
-      extensions: await clientExtensions({ publicKey: req.publicKey, keyType: req.keyType, issuer: this.issuing, crlUrl: this.crlUrl }),
+      extensions: clientExtensions(this.extensionsFor(req.keyType), req.publicKey),
     });
   }
 

@@ -1,5 +1,6 @@
 import { x509 } from './x509.js';
 import { isRsa, type AnyKeyType } from './keys.js';
+import { keyIdentifier } from './key-identifier.js';
 
 /**
  * Extension sets for each kind of certificate we sign. Kept apart from the signing code so the
@@ -26,12 +27,12 @@ export async function issuingCaExtensions(publicKey: CryptoKey, root: x509.X509C
   ];
 }
 
-export async function clientExtensions(opts: {
-  publicKey: CryptoKey;
-  keyType: AnyKeyType;
-  issuer: x509.X509Certificate;
-  crlUrl: string | undefined;
-}): Promise<x509.Extension[]> {
+/**
+ * The extensions every client certificate of one key type shares. Built once per issuing CA and
+ * key type: they are immutable values, and rebuilding them per certificate was a third of the
+ * main-thread cost of issuance.
+ */
+export function fixedClientExtensions(opts: { keyType: AnyKeyType; issuerKeyId: string; crlUrl: string | undefined }): x509.Extension[] {
   // keyEncipherment only for RSA: with an EC key it is meaningless and some validators reject it.
   const usage = KeyUsageFlags.digitalSignature | (isRsa(opts.keyType) ? KeyUsageFlags.keyEncipherment : 0);
   const exts: x509.Extension[] = [
@@ -39,11 +40,15 @@ export async function clientExtensions(opts: {
     new x509.KeyUsagesExtension(usage, true),
     // clientAuth only: a leaked client certificate must not be usable as a server or for signing mail.
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-    await x509.SubjectKeyIdentifierExtension.create(opts.publicKey),
-    await x509.AuthorityKeyIdentifierExtension.create(opts.issuer, false),
+    new x509.AuthorityKeyIdentifierExtension(opts.issuerKeyId, false),
   ];
   if (opts.crlUrl) exts.push(new x509.CRLDistributionPointsExtension([opts.crlUrl]));
   return exts;
+}
+
+/** The per-certificate part: the subject key identifier. */
+export function clientExtensions(fixed: x509.Extension[], publicKey: CryptoKey): x509.Extension[] {
+  return [...fixed, new x509.SubjectKeyIdentifierExtension(keyIdentifier(publicKey), false)];
 }
 
 export async function serverExtensions(opts: {

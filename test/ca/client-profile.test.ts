@@ -76,3 +76,13 @@ test('a leap-day certificate expires on 28 February three years later', () => {
   const { notAfter } = resolveValidity({ kind: 'default' }, { years: 3, backdateMinutes: 5 }, new Date('2028-02-29T10:00:00Z'));
   assert.equal(notAfter.toISOString(), '2031-02-28T10:00:00.000Z');
 });
+
+test('our subject key identifier equals the library’s RFC 5280 method-1 value, for RSA and EC', async () => {
+  const { keyIdentifier } = await import('../../src/ca/key-identifier.js');
+  const { x509 } = await import('../../src/ca/x509.js');
+  for (const type of ['rsa2048', 'p256', 'p384'] as const) {
+    const keys = await generateKeyPair(type);
+    const lib = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
+    assert.equal(keyIdentifier(keys.publicKey), lib.keyId, type);
+  }
+});

@@ -1,0 +1,110 @@
+/**
+ * Issuance throughput: certificates per second (key + certificate + .p12 + database row) on all
+ * cores, against the `openssl` CLI doing the same per certificate at the same parallelism, in the
+ * same run. For RSA-2048 the physical limit is key generation, so it is also measured bare.
+ *
+ *   npm run bench:issue [-- --quick] [--seconds N] [--parallel N]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, dataPaths } from '../src/config.js';
+import { createHierarchy } from '../src/ca/hierarchy.js';
+import { openRuntime } from '../src/runtime.js';
+import { addTenant } from '../src/tenancy/service.js';
+import { issueCertificate } from '../src/certificates/service.js';
+import { generateKeyPair } from '../src/ca/keys.js';
+import { machine, parseArgs, throughput, withStallMonitor } from './lib.js';
+
+const run = promisify(execFile);
+const args = parseArgs(process.argv.slice(2));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kenshin-bench-'));
+
+const OPENSSL_CNF = `[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = client
+[dn]
+CN = T0001
+O = Bench
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+async function main() {
+  const passphrase = 'bench-passphrase';
+  const config = loadConfig({ dataDir: dir }, { KENSHIN_CA_PASSPHRASE: passphrase });
+  const paths = dataPaths(dir);
+  await createHierarchy({ paths, keyType: 'p256', commonNamePrefix: 'Kenshin Bench', passphraseFromEnv: passphrase, now: new Date() });
+  const rt = await openRuntime(config, { create: true });
+  await addTenant({ db: rt.database.db, clock: rt.clock }, { code: 'T0001', name: 'ベンチマーク医院' }, 'bench');
+  const deps = await rt.certificateDeps();
+
+  // The openssl CLI peer: one `req -x509 -CA` (key + signed certificate) and one `pkcs12 -export`
+  // (the compatible profile) per certificate: the fewest processes the CLI needs for these steps.
+  fs.writeFileSync(path.join(dir, 'client.cnf'), OPENSSL_CNF);
+  await run('openssl', ['pkey', '-in', paths.issuingKey, '-passin', `pass:${passphrase}`, '-out', path.join(dir, 'issuing-plain.pem')]);
+  const opensslOnce = (keyType: 'p256' | 'rsa2048') => async () => {
+    const id = randomBytes(6).toString('hex');
+    const k = path.join(dir, `${id}.key`);
+    const c = path.join(dir, `${id}.crt`);
+    const p = path.join(dir, `${id}.p12`);
+    const newkey = keyType === 'p256' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+    await run('openssl', ['req', '-x509', '-config', path.join(dir, 'client.cnf'), ...newkey, '-nodes', '-keyout', k, '-out', c, '-CA', paths.issuingCert, '-CAkey', path.join(dir, 'issuing-plain.pem'), '-days', '1095']);
+    await run('openssl', ['pkcs12', '-export', '-inkey', k, '-in', c, '-certfile', paths.issuingCert, '-name', 'bench', '-certpbe', 'PBE-SHA1-3DES', '-keypbe', 'PBE-SHA1-3DES', '-macalg', 'sha1', '-passout', `pass:${id}`, '-out', p]);
+    fs.rmSync(k);
+    fs.rmSync(c);
+    fs.rmSync(p);
+  };
+  const kenshinOnce = (keyType: 'p256' | 'rsa2048') => async () => {
+    await issueCertificate(deps, { tenantCode: 'T0001', keyType, profile: 'compatible', validity: { kind: 'default' }, actor: 'bench' });
+  };
+
+  const secs = args.seconds;
+  const par = args.parallel;
+  const results: Record<string, unknown> = { machine: machine(), parallel: par, secondsPerMeasurement: secs, date: new Date().toISOString() };
+
+  for (const keyType of ['p256', 'rsa2048'] as const) {
+    // Warm up both paths (JIT, page cache) before measuring.
+    await kenshinOnce(keyType)();
+    await opensslOnce(keyType)();
+    const ours = await withStallMonitor(() => throughput(par, secs, kenshinOnce(keyType)));
+    const peer = await throughput(par, secs, opensslOnce(keyType));
+    const entry: Record<string, unknown> = {
+      kenshinPerSecond: round(ours.result.perSecond),
+      opensslCliPerSecond: round(peer.perSecond),
+      ratioVsOpensslCli: round(ours.result.perSecond / peer.perSecond),
+      maxEventLoopStallMs: round(ours.maxStallMs),
+      p99EventLoopStallMs: round(ours.p99StallMs),
+    };
+    if (keyType === 'rsa2048') {
+      const bare = await throughput(par, secs, async () => void (await generateKeyPair('rsa2048')));
+      entry.bareKeygenPerSecond = round(bare.perSecond);
+      entry.ratioVsBareKeygen = round(ours.result.perSecond / bare.perSecond);
+    }
+    results[keyType] = entry;
+    console.log(keyType, JSON.stringify(entry));
+  }
+
+  await rt.close();
+  const out = path.join(import.meta.dirname, 'results', `issue-${args.quick ? 'quick' : 'full'}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  console.log(`cores ${par}; written ${path.relative(process.cwd(), out)}`);
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(() => fs.rmSync(dir, { recursive: true, force: true }));
