@@ -12,7 +12,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, dataPaths } from '../src/config.js';
-import { createHierarchy } from '../src/ca/hierarchy.js';
+import { createHierarchy, loadAuthorityMaterial } from '../src/ca/hierarchy.js';
+import { startMintPool } from '../src/ca/mint-pool.js';
 import { openRuntime } from '../src/runtime.js';
 import { addTenant } from '../src/tenancy/service.js';
 import { issueCertificate } from '../src/certificates/service.js';
@@ -45,7 +46,10 @@ async function main() {
   await createHierarchy({ paths, keyType: 'p256', commonNamePrefix: 'Kenshin Bench', passphraseFromEnv: passphrase, now: new Date() });
   const rt = await openRuntime(config, { create: true });
   await addTenant({ db: rt.database.db, clock: rt.clock }, { code: 'T0001', name: 'ベンチマーク医院' }, 'bench');
-  const deps = await rt.certificateDeps();
+  // Minting in a pool of worker threads, one per core, as `kenshin serve` does.
+  const pool = startMintPool(await loadAuthorityMaterial(paths, passphrase, undefined), args.parallel);
+  await pool.ready;
+  const deps = await rt.certificateDeps(pool);
 
   // The openssl CLI peer: one `req -x509 -CA` (key + signed certificate) and one `pkcs12 -export`
   // (the compatible profile) per certificate: the fewest processes the CLI needs for these steps.
@@ -93,6 +97,7 @@ async function main() {
     console.log(keyType, JSON.stringify(entry));
   }
 
+  await pool.close();
   await rt.close();
   const out = path.join(import.meta.dirname, 'results', `issue-${args.quick ? 'quick' : 'full'}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -4,7 +4,7 @@ import { loadIssuingAuthority } from './ca/hierarchy.js';
 import type { IssuingAuthority } from './ca/authority.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CertificateDeps } from './certificates/service.js';
-import type { KeySource } from './ca/mint.js';
+import { inProcessMinter, type Minter } from './ca/mint.js';
 
 /**
  * The assembled service: configuration, database and CA, opened once per process and handed
@@ -17,7 +17,8 @@ export interface Runtime {
   database: Database;
   clock: Clock;
   authority(): Promise<IssuingAuthority>;
-  certificateDeps(keys?: KeySource): Promise<CertificateDeps>;
+  /** Services' collaborators; minting happens in this thread unless a minter (e.g. a worker pool) is given. */
+  certificateDeps(minter?: Minter): Promise<CertificateDeps>;
   close(): Promise<void>;
 }
 
@@ -34,12 +35,13 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
     database,
     clock,
     authority: getAuthority,
-    async certificateDeps(keys) {
+    async certificateDeps(minter) {
+      const authority = await getAuthority();
       return {
         db: database.db,
         clock,
-        authority: await getAuthority(),
-        ...(keys ? { keys } : {}),
+        minter: minter ?? inProcessMinter(authority),
+        issuerFingerprint: await authority.issuingFingerprint(),
         validity: { years: config.certValidityYears, backdateMinutes: config.backdateMinutes },
       };
     },

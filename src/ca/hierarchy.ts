@@ -10,6 +10,7 @@ import { addYears } from '../clock.js';
 import { Refusal } from '../errors.js';
 import type { CaKeyType, DataPaths } from '../config.js';
 import { subtle } from './x509.js';
+import type { AuthorityMaterial } from './mint-pool.js';
 
 /**
  * The two-tier hierarchy (as step-ca does it): an offline-able root that signs only the issuing
@@ -108,7 +109,8 @@ function readCert(file: string): x509.X509Certificate {
   return new x509.X509Certificate(pem);
 }
 
-export async function loadIssuingAuthority(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<IssuingAuthority> {
+/** The issuing CA as bytes, decrypted in memory: what the in-process authority and mint workers are built from. */
+export async function loadAuthorityMaterial(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<AuthorityMaterial> {
   const root = readCert(paths.rootCert);
   const issuing = readCert(paths.issuingCert);
   const passphrase = readPassphrase(passphraseFromEnv, paths.caPassphraseFile);
@@ -116,9 +118,23 @@ export async function loadIssuingAuthority(paths: DataPaths, passphraseFromEnv: 
   // Learn the key type from the issuing certificate itself: a config change must not break loading.
   const pub = await issuing.publicKey.export();
   const keyType = keyTypeOfAlgorithm(pub.algorithm);
-  const signingKey = await importPkcs8(pkcs8, keyType, false);
-  await assertKeyMatches(signingKey, pub, keyType, paths.issuingKey);
-  return new IssuingAuthority(root, issuing, signingKey, keyType, crlUrl);
+  await assertKeyMatches(await importPkcs8(pkcs8, keyType, false), pub, keyType, paths.issuingKey);
+  return { rootDer: new Uint8Array(root.rawData), issuingDer: new Uint8Array(issuing.rawData), issuingKeyPkcs8: pkcs8, keyType, crlUrl };
+}
+
+export async function authorityFromMaterial(m: AuthorityMaterial): Promise<IssuingAuthority> {
+  const keyType = m.keyType as AnyKeyType;
+  return new IssuingAuthority(
+    new x509.X509Certificate(m.rootDer as Uint8Array<ArrayBuffer>),
+    new x509.X509Certificate(m.issuingDer as Uint8Array<ArrayBuffer>),
+    await importPkcs8(m.issuingKeyPkcs8, keyType, false),
+    keyType,
+    m.crlUrl,
+  );
+}
+
+export async function loadIssuingAuthority(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<IssuingAuthority> {
+  return authorityFromMaterial(await loadAuthorityMaterial(paths, passphraseFromEnv, crlUrl));
 }
 
 /** A key file swapped for another CA's would sign certificates nobody can verify: check by signing. */

@@ -4,7 +4,7 @@ import { exportPkcs8, generateKeyPair, type AnyKeyType } from './keys.js';
 import { buildPkcs12, type Pkcs12Profile } from './pkcs12.js';
 import { generatePkcs12Password } from './pkcs12-password.js';
 import { friendlyName } from './friendly-name.js';
-import type { x509 } from './x509.js';
+import { subjectFromDer } from './subject.js';
 
 /**
  * Where end-entity key pairs come from. The default generates a fresh pair per certificate; the
@@ -15,8 +15,10 @@ export interface KeySource {
 }
 export const freshKeys: KeySource = { take: (type) => generateKeyPair(type) };
 
+/** Everything needed to mint one certificate. Plain data, so it can be posted to a worker thread. */
 export interface MintRequest {
-  subject: x509.Name;
+  /** DER of the subject Name (see ca/subject.ts); a renewal passes its predecessor's bytes. */
+  subjectDer: Uint8Array;
   /** Shown in certificate lists; see friendly-name.ts. */
   displayName: string;
   keyType: AnyKeyType;
@@ -25,13 +27,25 @@ export interface MintRequest {
   notAfter: Date;
 }
 
+/** The result, also plain data: what the database records and what the user receives. */
 export interface Minted {
-  certificate: x509.X509Certificate;
   serial: string;
+  subject: string;
+  subjectDer: Uint8Array;
+  certificateDer: Uint8Array;
+  certificatePem: string;
+  notBefore: Date;
+  notAfter: Date;
   fingerprintSha256: string;
   pkcs12: Uint8Array;
   password: string;
   friendlyName: string;
+}
+
+/** Mints certificates: in this thread, or in a pool of worker threads (mint-pool.ts). */
+export interface Minter {
+  mint(req: MintRequest): Promise<Minted>;
+  close(): Promise<void>;
 }
 
 /**
@@ -41,7 +55,7 @@ export interface Minted {
 export async function mintClientCertificate(authority: IssuingAuthority, keys: KeySource, req: MintRequest): Promise<Minted> {
   const pair = await keys.take(req.keyType);
   const certificate = await authority.signClient({
-    subject: req.subject,
+    subject: subjectFromDer(req.subjectDer),
     publicKey: pair.publicKey,
     keyType: req.keyType,
     notBefore: req.notBefore,
@@ -60,11 +74,20 @@ export async function mintClientCertificate(authority: IssuingAuthority, keys: K
     profile: req.profile,
   });
   return {
-    certificate,
-    serial: certificate.serialNumber.replace(/^0+/, ''),
+    serial: certificate.serialNumber.toLowerCase().replace(/^0+/, ''),
+    subject: certificate.subject,
+    subjectDer: new Uint8Array(certificate.subjectName.toArrayBuffer()),
+    certificateDer: der,
+    certificatePem: certificate.toString('pem'),
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
     fingerprintSha256: createHash('sha256').update(der).digest('hex'),
     pkcs12,
     password,
     friendlyName: name,
   };
+}
+
+export function inProcessMinter(authority: IssuingAuthority, keys: KeySource = freshKeys): Minter {
+  return { mint: (req) => mintClientCertificate(authority, keys, req), close: async () => {} };
 }

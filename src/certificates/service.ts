@@ -2,11 +2,10 @@ import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
 import type { CertificateRow, IssuedVia, Tenant } from '../db/schema.js';
-import type { IssuingAuthority } from '../ca/authority.js';
-import { freshKeys, mintClientCertificate, type KeySource, type Minted } from '../ca/mint.js';
+import type { Minted, Minter } from '../ca/mint.js';
 import type { AnyKeyType } from '../ca/keys.js';
 import type { Pkcs12Profile } from '../ca/pkcs12.js';
-import { buildSubject, subjectFromDer, validateLabel } from '../ca/subject.js';
+import { buildSubject, validateLabel } from '../ca/subject.js';
 import { normaliseSerial } from '../ca/serial.js';
 import { appendAudit } from '../audit/log.js';
 import { Refusal, invalidInput } from '../errors.js';
@@ -23,8 +22,9 @@ import { effectiveStatus, daysLeft, type EffectiveStatus } from './status.js';
 export interface CertificateDeps {
   db: Db;
   clock: Clock;
-  authority: IssuingAuthority;
-  keys?: KeySource;
+  minter: Minter;
+  /** SHA-256 of the issuing CA certificate, recorded with each certificate it signs. */
+  issuerFingerprint: string;
   validity: ValidityPolicy;
 }
 
@@ -48,8 +48,8 @@ export async function issueCertificate(deps: CertificateDeps, req: IssueRequest)
   const now = deps.clock.now();
   const { notBefore, notAfter } = resolveValidity(req.validity, deps.validity, now);
   const subject = buildSubject({ tenantCode: tenant.code, tenantName: tenant.name, label });
-  const minted = await mintClientCertificate(deps.authority, deps.keys ?? freshKeys, {
-    subject,
+  const minted = await deps.minter.mint({
+    subjectDer: new Uint8Array(subject.toArrayBuffer()),
     displayName: tenant.name,
     keyType: req.keyType,
     profile: req.profile,
@@ -62,33 +62,31 @@ export async function issueCertificate(deps: CertificateDeps, req: IssueRequest)
 
 /** Inserts the certificate row and its audit event in one transaction. Shared by issue, renewal and re-issue. */
 export async function recordCertificate(
-  deps: Pick<CertificateDeps, 'db' | 'clock' | 'authority'>,
+  deps: Pick<CertificateDeps, 'db' | 'clock' | 'issuerFingerprint'>,
   minted: Minted,
   meta: { tenant: Tenant; label: string | undefined | null; keyType: AnyKeyType; issuedVia: IssuedVia; predecessorId: number | null; actor: string },
 ): Promise<CertificateRow> {
   const now = deps.clock.now();
-  const cert = minted.certificate;
-  const issuerFingerprint = await deps.authority.issuingFingerprint();
   return deps.db.transaction().execute(async (trx) => {
     const row = await trx
       .insertInto('certificates')
       .values({
         serial: minted.serial,
         tenant_id: meta.tenant.id,
-        subject: cert.subject,
-        subject_der: Buffer.from(cert.subjectName.toArrayBuffer()).toString('base64'),
+        subject: minted.subject,
+        subject_der: Buffer.from(minted.subjectDer).toString('base64'),
         label: meta.label ?? null,
         key_type: meta.keyType,
         fingerprint_sha256: minted.fingerprintSha256,
-        not_before: cert.notBefore.toISOString(),
-        not_after: cert.notAfter.toISOString(),
+        not_before: minted.notBefore.toISOString(),
+        not_after: minted.notAfter.toISOString(),
         status: 'active',
         revoked_at: null,
         revocation_reason: null,
         predecessor_id: meta.predecessorId,
         issued_via: meta.issuedVia,
-        issuer_fingerprint: issuerFingerprint,
-        pem: cert.toString('pem'),
+        issuer_fingerprint: deps.issuerFingerprint,
+        pem: minted.certificatePem,
         created_at: now.toISOString(),
       })
       .returningAll()
@@ -104,9 +102,9 @@ export async function recordCertificate(
   });
 }
 
-/** The subject of an existing certificate, for a renewal or re-issue that must keep it exactly. */
-export function subjectOf(row: CertificateRow) {
-  return subjectFromDer(new Uint8Array(Buffer.from(row.subject_der, 'base64')));
+/** The subject DER of an existing certificate, for a renewal or re-issue that must keep it exactly. */
+export function subjectDerOf(row: CertificateRow): Uint8Array {
+  return new Uint8Array(Buffer.from(row.subject_der, 'base64'));
 }
 
 export interface CertificateView {

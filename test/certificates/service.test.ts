@@ -4,8 +4,7 @@ import { createHash } from 'node:crypto';
 import { testDialects } from '../helpers/databases.js';
 import { makeWorld } from '../helpers/world.js';
 import { addTenant } from '../../src/tenancy/service.js';
-import { getCertificate, issueCertificate, listCertificates, recordCertificate, revokeCertificate, subjectOf } from '../../src/certificates/service.js';
-import { mintClientCertificate, freshKeys } from '../../src/ca/mint.js';
+import { getCertificate, issueCertificate, listCertificates, recordCertificate, revokeCertificate, subjectDerOf } from '../../src/certificates/service.js';
 import { effectiveStatus, daysLeft } from '../../src/certificates/status.js';
 import { Refusal } from '../../src/errors.js';
 import { DAY_MS } from '../../src/clock.js';
@@ -35,7 +34,7 @@ for (const dialect of testDialects()) {
       assert.ok(der.length > 0);
       const fp = run('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], pem).split('=')[1]!.trim().replace(/:/g, '').toLowerCase();
       assert.equal(r.row.fingerprint_sha256, fp);
-      assert.equal(r.row.fingerprint_sha256, createHash('sha256').update(r.certificate.rawData ? new Uint8Array(r.certificate.rawData) : new Uint8Array()).digest('hex'));
+      assert.equal(r.row.fingerprint_sha256, createHash('sha256').update(r.certificateDer).digest('hex'));
       const events = await db.selectFrom('audit_events').selectAll().where('target', '=', `certificate:${r.serial}`).execute();
       assert.equal(events.length, 1);
       assert.equal(events[0]!.action, 'certificate.issued');
@@ -76,8 +75,8 @@ for (const dialect of testDialects()) {
       const first = await issue();
       await db.updateTable('tenants').set({ name: '改名後クリニック' }).where('code', '=', 'T0001').execute();
       const tenant = await db.selectFrom('tenants').selectAll().where('code', '=', 'T0001').executeTakeFirstOrThrow();
-      const minted = await mintClientCertificate(deps.authority, freshKeys, {
-        subject: subjectOf(first.row),
+      const minted = await deps.minter.mint({
+        subjectDer: subjectDerOf(first.row),
         displayName: tenant.name,
         keyType: 'p256',
         profile: 'modern',
@@ -91,7 +90,7 @@ for (const dialect of testDialects()) {
       assert.deepEqual(shown.successorSerials, [succ.serial]);
       assert.equal((await getCertificate({ db, clock: w.clock }, succ.serial.toUpperCase())).predecessorSerial, first.serial);
       // A second renewal successor of the same certificate is refused by the database.
-      const again = await mintClientCertificate(deps.authority, freshKeys, { subject: subjectOf(first.row), displayName: tenant.name, keyType: 'p256', profile: 'modern', notBefore: w.clock.now(), notAfter: new Date(w.clock.now().getTime() + DAY_MS) });
+      const again = await deps.minter.mint({ subjectDer: subjectDerOf(first.row), displayName: tenant.name, keyType: 'p256', profile: 'modern', notBefore: w.clock.now(), notAfter: new Date(w.clock.now().getTime() + DAY_MS) });
       await assert.rejects(recordCertificate(deps, again, { tenant, label: null, keyType: 'p256', issuedVia: 'renewal', predecessorId: first.row.id, actor: 'test' }));
       await db.updateTable('tenants').set({ name: '山田クリニック' }).where('code', '=', 'T0001').execute();
     });

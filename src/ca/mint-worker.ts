@@ -1,0 +1,18 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { authorityFromMaterial } from './hierarchy.js';
+import { mintClientCertificate, freshKeys, type MintRequest } from './mint.js';
+import type { AuthorityMaterial } from './mint-pool.js';
+
+// One worker of the mint pool: holds the issuing key in memory (passed from the parent, never
+// read from disk here) and answers mint requests with plain data.
+
+const material = workerData as AuthorityMaterial;
+const authority = await authorityFromMaterial(material);
+
+parentPort!.on('message', (msg: { id: number; req: MintRequest }) => {
+  mintClientCertificate(authority, freshKeys, msg.req).then(
+    (minted) => parentPort!.postMessage({ id: msg.id, minted }, [minted.pkcs12.buffer as ArrayBuffer]),
+    (e: unknown) => parentPort!.postMessage({ id: msg.id, error: e instanceof Error ? e.message : String(e) }),
+  );
+});
+parentPort!.postMessage({ ready: true });

@@ -1,0 +1,37 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { dataPaths } from '../../src/config.js';
+import { createHierarchy, loadAuthorityMaterial } from '../../src/ca/hierarchy.js';
+import { startMintPool } from '../../src/ca/mint-pool.js';
+import { buildSubject } from '../../src/ca/subject.js';
+import { tempDir } from '../helpers/tmp.js';
+import { run } from '../helpers/openssl.js';
+
+test('the worker pool mints certificates that chain to our root, in parallel, with distinct serials', async () => {
+  const dir = tempDir();
+  const paths = dataPaths(dir);
+  await createHierarchy({ paths, keyType: 'p256', commonNamePrefix: 'Kenshin Test', passphraseFromEnv: 'pw', now: new Date() });
+  const pool = startMintPool(await loadAuthorityMaterial(paths, 'pw', 'http://crl.test/issuing.crl'), 2);
+  after(() => pool.close());
+  const subjectDer = new Uint8Array(buildSubject({ tenantCode: 'T0001', tenantName: '山田クリニック' }).toArrayBuffer());
+  const now = Date.now();
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      pool.mint({ subjectDer, displayName: '山田クリニック', keyType: i % 4 === 0 ? 'rsa2048' : 'p256', profile: i % 2 ? 'modern' : 'compatible', notBefore: new Date(now), notAfter: new Date(now + 1e10) }),
+    ),
+  );
+  assert.equal(new Set(results.map((r) => r.serial)).size, 8);
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.subject, 'CN=T0001, O=山田クリニック');
+    assert.ok(r.notAfter instanceof Date);
+    const pem = run('openssl', ['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${r.password}`], r.pkcs12);
+    const file = path.join(dir, `c${i}.pem`);
+    fs.writeFileSync(file, pem);
+    assert.match(run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', paths.rootCert, '-untrusted', paths.issuingCert, file]), /OK/);
+    assert.match(run('openssl', ['x509', '-noout', '-ext', 'crlDistributionPoints'], pem), /crl\.test/);
+  }
+  await pool.close();
+  await assert.rejects(pool.mint({ subjectDer, displayName: 'x', keyType: 'p256', profile: 'modern', notBefore: new Date(now), notAfter: new Date(now + 1e10) }), /closed/);
+});
