@@ -14,7 +14,7 @@ import {
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -55,6 +55,10 @@ function pemCerts(text: string): X509Certificate[] {
   return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map(
     (m) => new X509Certificate(m[0]),
   );
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function spacedHex(bytes: Buffer): string {
@@ -151,7 +155,7 @@ function makePki(type: KeyType): Pki {
 
 /** The end-entity key bag as an independent parser (pkijs) sees it; the key bag sits outside the encryption. */
 function inspectKeyBag(p12: Uint8Array) {
-  const pfx = pkijs.PFX.fromBER(p12);
+  const pfx = pkijs.PFX.fromBER(new Uint8Array(p12));
   const authSafe = pkijs.AuthenticatedSafe.fromBER((pfx.authSafe.content as asn1js.OctetString).getValue());
   const contentTypes = authSafe.safeContents.map((ci) => ci.contentType);
   const dataInfo = authSafe.safeContents.find((ci) => ci.contentType === '1.2.840.113549.1.7.1');
@@ -159,6 +163,7 @@ function inspectKeyBag(p12: Uint8Array) {
   const safeContents = pkijs.SafeContents.fromBER((dataInfo.content as asn1js.OctetString).getValue());
   assert.equal(safeContents.safeBags.length, 1);
   const bag = safeContents.safeBags[0]!;
+  const attributeDer = (bag.bagAttributes ?? []).map((a) => Buffer.from(a.toSchema().toBER(false)));
   const attr = (type: string) => {
     const found = (bag.bagAttributes ?? []).filter((a) => a.type === type);
     assert.equal(found.length, 1, `attribute ${type}`);
@@ -174,6 +179,7 @@ function inspectKeyBag(p12: Uint8Array) {
     certAlgorithm: new pkijs.EncryptedData({ schema: encryptedData.content }).encryptedContentInfo
       .contentEncryptionAlgorithm.algorithmId,
     macAlgorithm: pfx.macData?.mac.digestAlgorithm.algorithmId,
+    attributeDer,
     friendlyName: attr('1.2.840.113549.1.9.20'),
     localKeyId: attr('1.2.840.113549.1.9.21'),
   };
@@ -399,6 +405,9 @@ for (const keyType of ['rsa', 'ec'] as const) {
             Buffer.from(bag.friendlyName.valueBlock.valueHexView),
             Buffer.from(FRIENDLY_NAME, 'utf16le').swap16(),
           );
+          // DER: SET OF members in ascending order of their encodings.
+          assert.equal(bag.attributeDer.length, 2);
+          assert.ok(Buffer.compare(bag.attributeDer[0]!, bag.attributeDer[1]!) < 0, 'bag attributes not in DER order');
           assert.ok(bag.localKeyId instanceof asn1js.OctetString);
           assert.deepEqual(
             Buffer.from(bag.localKeyId.valueBlock.valueHexView),
@@ -407,8 +416,9 @@ for (const keyType of ['rsa', 'ec'] as const) {
           assert.match(describePkcs12Profile(profile).keyEncryption, profile === 'compatible' ? /3-KeyTripleDES/ : /AES-256-CBC/);
         });
 
-        it('openssl pkcs12 -info reads it without -legacy and names the expected algorithms', () => {
-          const info = ok('openssl', ['pkcs12', '-info', '-in', file, '-passin', `pass:${password}`, '-noout'], pki.dir);
+        it('openssl pkcs12 -info reads it with only the default provider (no -legacy) and names the expected algorithms', () => {
+          const info = ok('openssl', ['pkcs12', '-info', '-in', file, '-passin', `pass:${password}`, '-noout',
+            '-provider', 'default'], pki.dir);
           for (const re of EXPECTED[profile].info) assert.match(info, re);
           assert.doesNotMatch(info, /RC2|RC4|40-bit/i);
           assert.equal(info.match(/^Certificate bag$/gm)?.length, 2, 'end-entity + issuing CA');
@@ -451,18 +461,18 @@ for (const keyType of ['rsa', 'ec'] as const) {
 
         it('NSS pk12util imports it; the cert is listed under the friendlyName and the key is present', () => {
           const db = `sql:nss-${profile}`;
-          ok('mkdir', ['-p', `nss-${profile}`], pki.dir);
+          mkdirSync(join(pki.dir, `nss-${profile}`));
           ok('certutil', ['-N', '-d', db, '--empty-password'], pki.dir);
           const bad = run('pk12util', ['-i', file, '-d', db, '-W', 'wrong-password'], pki.dir);
           assert.notEqual(bad.status, 0, 'pk12util accepted a wrong password');
           assert.match(ok('pk12util', ['-i', file, '-d', db, '-W', password], pki.dir), /PKCS12 IMPORT SUCCESSFUL/);
 
           const list = ok('certutil', ['-L', '-d', db], pki.dir);
-          assert.match(list, new RegExp(`^${FRIENDLY_NAME}\\s+u,u,u$`, 'm'));
+          assert.match(list, new RegExp(`^${escapeRegExp(FRIENDLY_NAME)}\\s+u,u,u$`, 'm'));
           const byNickname = pemCerts(ok('certutil', ['-L', '-d', db, '-n', FRIENDLY_NAME, '-a'], pki.dir));
           assert.deepEqual(byNickname.map((c) => c.raw), [pki.clientDer]);
           const keys = ok('certutil', ['-K', '-d', db], pki.dir);
-          assert.match(keys, new RegExp(`^<\\s*0> ${keyType}\\s+[0-9a-f]{40}\\s+${FRIENDLY_NAME}$`, 'm'));
+          assert.match(keys, new RegExp(`^<\\s*0> ${keyType}\\s+[0-9a-f]{40}\\s+${escapeRegExp(FRIENDLY_NAME)}$`, 'm'));
           assert.doesNotMatch(keys, /<\s*1>/, 'exactly one key');
         });
 
@@ -549,10 +559,38 @@ describe('buildPkcs12 input checks', () => {
     });
   }
 
-  it('accepts a generated password and a friendlyName outside the BMP (surrogate pair, e.g. 𠮷)', async () => {
+  it('accepts a friendlyName outside the BMP (surrogate pair, e.g. 𠮷)', async () => {
     const p12 = await buildPkcs12({ ...base, friendlyName: '𠮷野医院' });
     const bag = inspectKeyBag(p12);
     assert.deepEqual(Buffer.from(bag.friendlyName.valueBlock.valueHexView).toString('hex'), 'd842dfb7' + '91ce' + '533b' + '9662');
+  });
+
+  it('control: the same openssl check rejects an OpenSSL -legacy (RC2-40) file', () => {
+    ok('openssl', ['pkcs12', '-export', '-legacy', '-inkey', 'client.key', '-in', 'client.pem',
+      '-passout', `pass:${base.password}`, '-out', 'legacy.p12'], pki.dir);
+    const r = run('openssl', ['pkcs12', '-info', '-in', 'legacy.p12', '-passin', `pass:${base.password}`, '-noout',
+      '-provider', 'default'], pki.dir);
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /RC2/);
+  });
+
+  it('returns bytes that own their ArrayBuffer (safe to transfer to/from a worker)', async () => {
+    const p12 = await buildPkcs12(base);
+    assert.equal(p12.byteOffset, 0);
+    assert.equal(p12.buffer.byteLength, p12.byteLength);
+  });
+
+  it('honours a custom iteration count (INTEGER with the high bit set needs a leading 00)', async () => {
+    writeFileSync(join(pki.dir, 'iter200.p12'), await buildPkcs12({ ...base, iterations: 200 }));
+    const info = ok('openssl', ['pkcs12', '-info', '-in', 'iter200.p12', '-passin', `pass:${base.password}`, '-noout'], pki.dir);
+    assert.match(info, /^MAC: sha1, Iteration 200$/m);
+    assert.match(info, /^Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 200$/m);
+  });
+
+  it('refuses chain entries that are not DER certificates (e.g. PEM)', async () => {
+    await assert.rejects(buildPkcs12({ ...base, chain: [Buffer.from(pki.issuingPem)] }), /DER-encoded/);
+    const der = new X509Certificate(pki.issuingPem).raw;
+    await assert.rejects(buildPkcs12({ ...base, chain: [der.subarray(0, der.length - 1)] }), /DER-encoded/);
   });
 
   it('refuses a key that does not belong to the certificate', async () => {
