@@ -34,12 +34,15 @@ export function machine() {
   return { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.type()} ${os.release()}` };
 }
 
-export function parseArgs(argv: string[]): { quick: boolean; seconds: number; parallel: number } {
+export function parseArgs(argv: string[]): { quick: boolean; seconds: number; parallel: number; keys: ('p256' | 'rsa2048')[] } {
   const quick = argv.includes('--quick');
   const get = (name: string) => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const cores = os.availableParallelism();
-  return { quick, seconds: Number(get('--seconds') ?? (quick ? 1 : 8)), parallel: Number(get('--parallel') ?? cores) };
+  // Requests in flight at once, the same for Kenshin and its peer: twice the cores, so neither side
+  // idles while one of its requests waits on I/O or a thread hop.
+  const keys = (get('--keys') ?? 'p256,rsa2048').split(',').filter((k): k is 'p256' | 'rsa2048' => k === 'p256' || k === 'rsa2048');
+  return { quick, seconds: Number(get('--seconds') ?? (quick ? 1 : 8)), parallel: Number(get('--parallel') ?? 2 * cores), keys };
 }

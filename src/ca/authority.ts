@@ -1,7 +1,10 @@
 import { x509 } from './x509.js';
 import { keyAlgorithm, type AnyKeyType } from './keys.js';
-import { clientExtensions, fixedClientExtensions, serverExtensions } from './profiles.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Extension as AsnExtension } from '@peculiar/asn1-x509';
+import { fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
+import { ClientCertificateSigner, type SignedCertificate } from './client-certificate.js';
 
 /**
  * The issuing CA in memory: its certificate, its private key (non-extractable once loaded),
@@ -14,16 +17,20 @@ export class IssuingAuthority {
     private readonly signingKey: CryptoKey,
     readonly keyType: AnyKeyType,
     private readonly crlUrl: string | undefined,
-  ) {}
+  ) {
+    this.signer = new ClientCertificateSigner(issuing, signingKey, keyType);
+  }
 
-  private readonly fixedExtensions = new Map<AnyKeyType, x509.Extension[]>();
+  private readonly signer: ClientCertificateSigner;
+  private readonly fixedExtensions = new Map<AnyKeyType, AsnExtension[]>();
 
-  private extensionsFor(keyType: AnyKeyType): x509.Extension[] {
+  /** The extensions all client certificates of a key type share, built once (see profiles.ts). */
+  private extensionsFor(keyType: AnyKeyType): AsnExtension[] {
     let fixed = this.fixedExtensions.get(keyType);
     if (!fixed) {
       const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
       if (!ski) throw new Error('issuing CA certificate has no subject key identifier');
-      fixed = fixedClientExtensions({ keyType, issuerKeyId: ski.keyId, crlUrl: this.crlUrl });
+      fixed = fixedClientExtensions({ keyType, issuerKeyId: ski.keyId, crlUrl: this.crlUrl }).map((e) => AsnConvert.parse(e.rawData, AsnExtension));
       this.fixedExtensions.set(keyType, fixed);
     }
     return fixed;
@@ -34,24 +41,21 @@ export class IssuingAuthority {
     return Buffer.from(await this.issuing.getThumbprint('SHA-256')).toString('hex');
   }
 
-  async signClient(req: {
-    subject: x509.Name;
+  signClient(req: {
+    subjectDer: Uint8Array;
     publicKey: CryptoKey;
     keyType: AnyKeyType;
     notBefore: Date;
     notAfter: Date;
     serial?: string;
-  }): Promise<x509.X509Certificate> {
-    return x509.X509CertificateGenerator.create({
-      serialNumber: req.serial ?? randomSerial(),
-      subject: req.subject,
-      issuer: this.issuing.subjectName,
+  }): SignedCertificate {
+    return this.signer.sign({
+      serialHex: req.serial ?? randomSerial(),
+      subjectDer: req.subjectDer,
+      publicKey: req.publicKey,
       notBefore: req.notBefore,
       notAfter: req.notAfter,
-      publicKey: req.publicKey,
-      signingKey: this.signingKey,
-      signingAlgorithm: keyAlgorithm(this.keyType),
-      extensions: clientExtensions(this.extensionsFor(req.keyType), req.publicKey),
+      fixedExtensions: this.extensionsFor(req.keyType),
     });
   }
 

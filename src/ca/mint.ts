@@ -5,6 +5,7 @@ import { buildPkcs12, type Pkcs12Profile } from './pkcs12.js';
 import { generatePkcs12Password } from './pkcs12-password.js';
 import { friendlyName } from './friendly-name.js';
 import { subjectFromDer } from './subject.js';
+import { pemEncode } from './pem.js';
 
 /**
  * Where end-entity key pairs come from. The default generates a fresh pair per certificate; the
@@ -54,14 +55,14 @@ export interface Minter {
  */
 export async function mintClientCertificate(authority: IssuingAuthority, keys: KeySource, req: MintRequest): Promise<Minted> {
   const pair = await keys.take(req.keyType);
-  const certificate = await authority.signClient({
-    subject: subjectFromDer(req.subjectDer),
+  const signed = authority.signClient({
+    subjectDer: req.subjectDer,
     publicKey: pair.publicKey,
     keyType: req.keyType,
     notBefore: req.notBefore,
     notAfter: req.notAfter,
   });
-  const der = new Uint8Array(certificate.rawData);
+  const der = signed.der;
   const password = generatePkcs12Password();
   const name = friendlyName(req.displayName, req.notAfter);
   const pkcs12 = await buildPkcs12({
@@ -72,15 +73,16 @@ export async function mintClientCertificate(authority: IssuingAuthority, keys: K
     friendlyName: name,
     password,
     profile: req.profile,
+    pairGeneratedTogether: true,
   });
   return {
-    serial: certificate.serialNumber.toLowerCase().replace(/^0+/, ''),
-    subject: certificate.subject,
-    subjectDer: new Uint8Array(certificate.subjectName.toArrayBuffer()),
+    serial: signed.serial,
+    subject: subjectFromDer(req.subjectDer).toString(),
+    subjectDer: req.subjectDer,
     certificateDer: der,
-    certificatePem: certificate.toString('pem'),
-    notBefore: certificate.notBefore,
-    notAfter: certificate.notAfter,
+    certificatePem: pemEncode(der, 'CERTIFICATE'),
+    notBefore: signed.notBefore,
+    notAfter: signed.notAfter,
     fingerprintSha256: createHash('sha256').update(der).digest('hex'),
     pkcs12,
     password,

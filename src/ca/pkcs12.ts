@@ -59,6 +59,12 @@ export interface Pkcs12Input {
   profile: Pkcs12Profile;
   /** Default 2048 (see pkcs12-password.ts for why that is enough). */
   iterations?: number;
+  /**
+   * The caller generated this key and had its public key certified moments ago (ca/mint.ts), so
+   * the pair is known to match and the ~1-2 ms check is skipped. Anyone packing a key and a
+   * certificate that came from elsewhere must leave this unset.
+   */
+  pairGeneratedTogether?: boolean;
 }
 
 export const PKCS12_DEFAULT_ITERATIONS = 2048;
@@ -128,7 +134,7 @@ export async function buildPkcs12(input: Pkcs12Input): Promise<Uint8Array> {
   const privateKey = view(input.privateKeyPkcs8);
   const certificate = view(input.certificate);
   const chain = input.chain.map(view);
-  assertKeyMatchesCertificate(privateKey, certificate);
+  if (!input.pairGeneratedTogether) assertKeyMatchesCertificate(privateKey, certificate);
   chain.forEach(assertDerSequence);
 
   const attributes = [

@@ -1,6 +1,5 @@
 import { x509 } from './x509.js';
 import { isRsa, type AnyKeyType } from './keys.js';
-import { keyIdentifier } from './key-identifier.js';
 
 /**
  * Extension sets for each kind of certificate we sign. Kept apart from the signing code so the
@@ -44,11 +43,6 @@ export function fixedClientExtensions(opts: { keyType: AnyKeyType; issuerKeyId: 
   ];
   if (opts.crlUrl) exts.push(new x509.CRLDistributionPointsExtension([opts.crlUrl]));
   return exts;
-}
-
-/** The per-certificate part: the subject key identifier. */
-export function clientExtensions(fixed: x509.Extension[], publicKey: CryptoKey): x509.Extension[] {
-  return [...fixed, new x509.SubjectKeyIdentifierExtension(keyIdentifier(publicKey), false)];
 }
 
 export async function serverExtensions(opts: {

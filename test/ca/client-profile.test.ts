@@ -5,7 +5,10 @@ import path from 'node:path';
 import { dataPaths } from '../../src/config.js';
 import { createHierarchy, loadIssuingAuthority } from '../../src/ca/hierarchy.js';
 import { generateKeyPair } from '../../src/ca/keys.js';
-import { buildSubject } from '../../src/ca/subject.js';
+import { buildSubject, type SubjectParts } from '../../src/ca/subject.js';
+import { pemEncode } from '../../src/ca/pem.js';
+
+const subjectDer = (p: SubjectParts) => new Uint8Array(buildSubject(p).toArrayBuffer());
 import { randomSerial } from '../../src/ca/serial.js';
 import { resolveValidity } from '../../src/certificates/validity.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -25,8 +28,8 @@ for (const keyType of ['rsa2048', 'p256'] as const) {
     const { dir, paths, ca } = await authority('http://crl.example.test/issuing.crl');
     const keys = await generateKeyPair(keyType);
     const { notBefore, notAfter } = resolveValidity({ kind: 'default' }, { years: 3, backdateMinutes: 5 }, NOW);
-    const cert = await ca.signClient({ subject: buildSubject({ tenantCode: 'T0001', tenantName: 'テスト健診センター', label: '受付PC' }), publicKey: keys.publicKey, keyType, notBefore, notAfter });
-    const pem = cert.toString('pem');
+    const cert = ca.signClient({ subjectDer: subjectDer({ tenantCode: 'T0001', tenantName: 'テスト健診センター', label: '受付PC' }), publicKey: keys.publicKey, keyType, notBefore, notAfter });
+    const pem = pemEncode(cert.der, 'CERTIFICATE');
     const text = certText(pem);
     assert.match(text, /Subject: CN=T0001, O=テスト健診センター, OU=受付PC/);
     assert.match(text, /Basic Constraints: critical\s+CA:FALSE/);
@@ -49,8 +52,8 @@ for (const keyType of ['rsa2048', 'p256'] as const) {
 test('no CRL distribution point unless one is configured', async () => {
   const { ca } = await authority();
   const keys = await generateKeyPair('p256');
-  const cert = await ca.signClient({ subject: buildSubject({ tenantCode: 'T1', tenantName: 'n' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: NOW, notAfter: new Date(NOW.getTime() + 1e9) });
-  assert.doesNotMatch(certText(cert.toString('pem')), /CRL Distribution/);
+  const cert = ca.signClient({ subjectDer: subjectDer({ tenantCode: 'T1', tenantName: 'n' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: NOW, notAfter: new Date(NOW.getTime() + 1e9) });
+  assert.doesNotMatch(certText(pemEncode(cert.der, 'CERTIFICATE')), /CRL Distribution/);
 });
 
 test('serials are 128-bit random and positive even with the top bit set', async () => {
@@ -65,10 +68,10 @@ test('serials are 128-bit random and positive even with the top bit set', async 
   const { ca } = await authority();
   const keys = await generateKeyPair('p256');
   const serial = 'f' + '0'.repeat(31);
-  const cert = await ca.signClient({ subject: buildSubject({ tenantCode: 'T1', tenantName: 'n' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: NOW, notAfter: new Date(NOW.getTime() + 1e9), serial });
+  const cert = ca.signClient({ subjectDer: subjectDer({ tenantCode: 'T1', tenantName: 'n' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: NOW, notAfter: new Date(NOW.getTime() + 1e9), serial });
   // openssl prints a negative serial with a leading "-"; the DER carries a 0x00 pad byte instead.
-  assert.match(run('openssl', ['x509', '-noout', '-serial'], cert.toString('pem')), /^serial=F0{31}\n/);
-  const asn1 = run('openssl', ['asn1parse'], cert.toString('pem'));
+  assert.match(run('openssl', ['x509', '-noout', '-serial'], pemEncode(cert.der, 'CERTIFICATE')), /^serial=F0{31}\n/);
+  const asn1 = run('openssl', ['asn1parse'], pemEncode(cert.der, 'CERTIFICATE'));
   assert.match(asn1, /l= *17 prim: INTEGER +:F0{31}/);
 });
 

@@ -9,7 +9,9 @@ import { startServer } from '../../src/web/server.js';
 import { createHierarchy, loadIssuingAuthority } from '../../src/ca/hierarchy.js';
 import { dataPaths } from '../../src/config.js';
 import { generateKeyPair } from '../../src/ca/keys.js';
-import { buildSubject } from '../../src/ca/subject.js';
+import { buildSubject, type SubjectParts } from '../../src/ca/subject.js';
+
+const subjectDer = (p: SubjectParts) => new Uint8Array(buildSubject(p).toArrayBuffer());
 import { tempDir } from '../helpers/tmp.js';
 
 test('the HTTPS service: server certificate from our CA, client certificate read from the handshake', async () => {
@@ -35,10 +37,10 @@ test('the HTTPS service: server certificate from our CA, client certificate read
   await createHierarchy({ paths: dataPaths(otherDir), keyType: 'p256', commonNamePrefix: 'Stranger', passphraseFromEnv: 'x', now: w.clock.now() });
   const stranger = await loadIssuingAuthority(dataPaths(otherDir), 'x', undefined);
   const keys = await generateKeyPair('p256');
-  const cert = await stranger.signClient({ subject: buildSubject({ tenantCode: 'T0001', tenantName: '山田クリニック' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000) });
+  const cert = stranger.signClient({ subjectDer: subjectDer({ tenantCode: 'T0001', tenantName: '山田クリニック' }), publicKey: keys.publicKey, keyType: 'p256', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000) });
   const { buildPkcs12 } = await import('../../src/ca/pkcs12.js');
   const { exportPkcs8 } = await import('../../src/ca/keys.js');
-  const pfx = await buildPkcs12({ privateKeyPkcs8: await exportPkcs8(keys.privateKey), certificate: new Uint8Array(cert.rawData), chain: [], friendlyName: 'x', password: 'pw-stranger-123', profile: 'modern' });
+  const pfx = await buildPkcs12({ privateKeyPkcs8: await exportPkcs8(keys.privateKey), certificate: cert.der, chain: [], friendlyName: 'x', password: 'pw-stranger-123', profile: 'modern' });
   const refused = await httpsGet(server.url, { ca, pfx, passphrase: 'pw-stranger-123' });
   assert.equal(refused.status, 403);
 });
