@@ -39,6 +39,9 @@ for (const dialect of testDialects()) {
       assert.equal(root.stdout.trim(), fs.readFileSync(path.join(dir, 'ca/root.crt'), 'utf8').trim());
       const chain = await k(['ca', 'cert', '--chain']);
       assert.equal((chain.stdout.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
+      const json = (await k(['ca', 'cert', '--json'])).json<{ root: string; issuing: string }>();
+      assert.equal(json.root.trim(), root.stdout.trim());
+      assert.match(json.issuing, /BEGIN CERTIFICATE/);
     });
 
     test('tenant, institution and user add', async () => {

@@ -63,10 +63,13 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
   ca.command('cert')
     .description('print the root CA certificate (PEM), for trust stores and reverse proxies')
     .option('--chain', 'print root + issuing CA')
-    .action(async (o: { chain?: boolean }, cmd: Command) =>
+    .option('--json', 'JSON output: { root, issuing } in PEM')
+    .action(async (o: { chain?: boolean; json?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
         const rt = await runtime();
-        io.stdout((await rt.authority()).pem(Boolean(o.chain)));
+        const authority = await rt.authority();
+        if (o.json) io.stdout(JSON.stringify({ root: authority.root.toString('pem'), issuing: authority.issuing.toString('pem') }, null, 2) + '\n');
+        else io.stdout(authority.pem(Boolean(o.chain)));
       }),
     );
 }
