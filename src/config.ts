@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { invalidInput } from './errors.js';
 
@@ -29,6 +30,18 @@ export interface Config {
   serverNames: string[];
   /** Passphrase for the CA keys; when unset, a generated one is kept in dataDir/secrets/ca-passphrase (0600). */
   caPassphrase: string | undefined;
+  /** Renewal opens this many days before expiry (the seed service: 90). */
+  renewalWindowDays: number;
+  /** How long a renewal package (.p12 + password) can be downloaded again, in days. */
+  packageDays: number;
+  /** Base64 of 32 bytes sealing renewal packages; when unset, a generated key in dataDir/secrets/package-key. */
+  packageKey: string | undefined;
+  /** Shown on refusal pages (expired certificate: "ask the operator"). */
+  operatorContact: string;
+  /** A session ends after this many minutes without a request. */
+  sessionIdleMinutes: number;
+  /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
+  mintWorkers: number;
 }
 
 export type ConfigOverrides = Partial<Config>;
@@ -75,6 +88,12 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       .map((s) => s.trim())
       .filter(Boolean),
     caPassphrase: env.KENSHIN_CA_PASSPHRASE || undefined,
+    renewalWindowDays: intSetting(env, 'KENSHIN_RENEWAL_WINDOW_DAYS', 90, 1, 365),
+    packageDays: intSetting(env, 'KENSHIN_PACKAGE_DAYS', 7, 1, 90),
+    packageKey: env.KENSHIN_PACKAGE_KEY || undefined,
+    operatorContact: env.KENSHIN_OPERATOR_CONTACT ?? 'Kenshin Cloud サポート窓口 / support (configure KENSHIN_OPERATOR_CONTACT)',
+    sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
+    mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
   };
   const merged: Config = { ...base };
   for (const [k, v] of Object.entries(overrides)) {
@@ -102,6 +121,7 @@ export function dataPaths(dataDir: string) {
     issuingKey: path.join(ca, 'issuing.key'),
     secretsDir: path.join(dataDir, 'secrets'),
     caPassphraseFile: path.join(dataDir, 'secrets', 'ca-passphrase'),
+    packageKeyFile: path.join(dataDir, 'secrets', 'package-key'),
     serverDir: path.join(dataDir, 'server'),
     serverCert: path.join(dataDir, 'server', 'server.crt'),
     serverKey: path.join(dataDir, 'server', 'server.key'),

@@ -16,7 +16,15 @@ export type RefusalCode =
   | 'not_initialized'
   | 'ca_key_unreadable'
   | 'data_dir_not_writable'
-  | 'output_not_writable';
+  | 'output_not_writable'
+  // Renewal and the portal
+  | 'certificate_expired'
+  | 'certificate_revoked'
+  | 'certificate_not_yet_valid'
+  | 'not_in_window'
+  | 'package_expired'
+  | 'unknown_renewal'
+  | 'not_your_package';
 
 export class Refusal extends Error {
   readonly code: RefusalCode;

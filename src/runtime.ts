@@ -4,6 +4,8 @@ import { loadIssuingAuthority } from './ca/hierarchy.js';
 import type { IssuingAuthority } from './ca/authority.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CertificateDeps } from './certificates/service.js';
+import type { RenewalDeps } from './renewal/service.js';
+import { loadPackageKey, packageVault } from './renewal/package-vault.js';
 import { inProcessMinter, type Minter } from './ca/mint.js';
 
 /**
@@ -19,6 +21,7 @@ export interface Runtime {
   authority(): Promise<IssuingAuthority>;
   /** Services' collaborators; minting happens in this thread unless a minter (e.g. a worker pool) is given. */
   certificateDeps(minter?: Minter): Promise<CertificateDeps>;
+  renewalDeps(minter?: Minter): Promise<RenewalDeps>;
   close(): Promise<void>;
 }
 
@@ -29,7 +32,7 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
   const clock = opts.clock ?? systemClock;
   let authority: Promise<IssuingAuthority> | undefined;
   const getAuthority = () => (authority ??= loadIssuingAuthority(paths, config.caPassphrase, config.crlUrl));
-  return {
+  const runtime: Runtime = {
     config,
     paths,
     database,
@@ -45,6 +48,16 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
         validity: { years: config.certValidityYears, backdateMinutes: config.backdateMinutes },
       };
     },
+    async renewalDeps(minter) {
+      const c = await runtime.certificateDeps(minter);
+      return {
+        ...c,
+        vault: packageVault(loadPackageKey(config.packageKey, paths.packageKeyFile)),
+        windowDays: config.renewalWindowDays,
+        packageDays: config.packageDays,
+      };
+    },
     close: () => database.close(),
   };
+  return runtime;
 }

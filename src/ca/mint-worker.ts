@@ -11,7 +11,8 @@ const authority = await authorityFromMaterial(material);
 
 parentPort!.on('message', (msg: { id: number; req: MintRequest }) => {
   mintClientCertificate(authority, freshKeys, msg.req).then(
-    (minted) => parentPort!.postMessage({ id: msg.id, minted }, [minted.pkcs12.buffer as ArrayBuffer]),
+    (minted) =>
+      parentPort!.postMessage({ id: msg.id, minted }, [minted.pkcs12.buffer as ArrayBuffer, ...minted.alternatives.map((a) => a.pkcs12.buffer as ArrayBuffer)]),
     (e: unknown) => parentPort!.postMessage({ id: msg.id, error: e instanceof Error ? e.message : String(e) }),
   );
 });

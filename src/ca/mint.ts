@@ -26,6 +26,8 @@ export interface MintRequest {
   profile: Pkcs12Profile;
   notBefore: Date;
   notAfter: Date;
+  /** The same key and certificate also packed in these profiles, with the same password. */
+  alternativeProfiles?: Pkcs12Profile[];
 }
 
 /** The result, also plain data: what the database records and what the user receives. */
@@ -39,6 +41,8 @@ export interface Minted {
   notAfter: Date;
   fingerprintSha256: string;
   pkcs12: Uint8Array;
+  /** Further packings of the same key, see MintRequest.alternativeProfiles. */
+  alternatives: { profile: Pkcs12Profile; pkcs12: Uint8Array }[];
   password: string;
   friendlyName: string;
 }
@@ -65,16 +69,22 @@ export async function mintClientCertificate(authority: IssuingAuthority, keys: K
   const der = signed.der;
   const password = generatePkcs12Password();
   const name = friendlyName(req.displayName, req.notAfter);
-  const pkcs12 = await buildPkcs12({
-    privateKeyPkcs8: await exportPkcs8(pair.privateKey),
-    certificate: der,
-    // The issuing CA only, never the root: Windows would offer to install a root from the file as trusted.
-    chain: [new Uint8Array(authority.issuing.rawData)],
-    friendlyName: name,
-    password,
-    profile: req.profile,
-    pairGeneratedTogether: true,
-  });
+  const privateKeyPkcs8 = await exportPkcs8(pair.privateKey);
+  const pack = (profile: Pkcs12Profile) =>
+    buildPkcs12({
+      privateKeyPkcs8,
+      certificate: der,
+      // The issuing CA only, never the root: Windows would offer to install a root from the file as trusted.
+      chain: [new Uint8Array(authority.issuing.rawData)],
+      friendlyName: name,
+      password,
+      profile,
+      pairGeneratedTogether: true,
+    });
+  const pkcs12 = await pack(req.profile);
+  const alternatives = [];
+  for (const profile of req.alternativeProfiles ?? []) if (profile !== req.profile) alternatives.push({ profile, pkcs12: await pack(profile) });
+  privateKeyPkcs8.fill(0); // the only plaintext copy of the key this code made
   return {
     serial: signed.serial,
     subject: subjectFromDer(req.subjectDer).toString(),
@@ -85,6 +95,7 @@ export async function mintClientCertificate(authority: IssuingAuthority, keys: K
     notAfter: signed.notAfter,
     fingerprintSha256: createHash('sha256').update(der).digest('hex'),
     pkcs12,
+    alternatives,
     password,
     friendlyName: name,
   };

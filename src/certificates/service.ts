@@ -60,46 +60,57 @@ export async function issueCertificate(deps: CertificateDeps, req: IssueRequest)
   return { ...minted, row, tenant };
 }
 
-/** Inserts the certificate row and its audit event in one transaction. Shared by issue, renewal and re-issue. */
-export async function recordCertificate(
-  deps: Pick<CertificateDeps, 'db' | 'clock' | 'issuerFingerprint'>,
-  minted: Minted,
-  meta: { tenant: Tenant; label: string | undefined | null; keyType: AnyKeyType; issuedVia: IssuedVia; predecessorId: number | null; actor: string },
-): Promise<CertificateRow> {
-  const now = deps.clock.now();
-  return deps.db.transaction().execute(async (trx) => {
-    const row = await trx
-      .insertInto('certificates')
-      .values({
-        serial: minted.serial,
-        tenant_id: meta.tenant.id,
-        subject: minted.subject,
-        subject_der: Buffer.from(minted.subjectDer).toString('base64'),
-        label: meta.label ?? null,
-        key_type: meta.keyType,
-        fingerprint_sha256: minted.fingerprintSha256,
-        not_before: minted.notBefore.toISOString(),
-        not_after: minted.notAfter.toISOString(),
-        status: 'active',
-        revoked_at: null,
-        revocation_reason: null,
-        predecessor_id: meta.predecessorId,
-        issued_via: meta.issuedVia,
-        issuer_fingerprint: deps.issuerFingerprint,
-        pem: minted.certificatePem,
-        created_at: now.toISOString(),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await appendAudit(trx, now, {
-      actor: meta.actor,
-      action: 'certificate.issued',
-      tenantId: meta.tenant.id,
-      target: `certificate:${row.serial}`,
-      details: { serial: row.serial, notAfter: row.not_after, keyType: meta.keyType, via: meta.issuedVia, predecessorId: meta.predecessorId },
-    });
-    return row;
+export interface CertificateMeta {
+  tenant: Tenant;
+  label: string | undefined | null;
+  keyType: AnyKeyType;
+  issuedVia: IssuedVia;
+  predecessorId: number | null;
+  actor: string;
+}
+
+/**
+ * Inserts a minted certificate and its audit event inside the caller's transaction, so a renewal
+ * can add its package row to the same commit.
+ */
+export async function insertCertificate(trx: Db, minted: Minted, meta: CertificateMeta, issuerFingerprint: string, now: Date): Promise<CertificateRow> {
+  const row = await trx
+    .insertInto('certificates')
+    .values({
+      serial: minted.serial,
+      tenant_id: meta.tenant.id,
+      subject: minted.subject,
+      subject_der: Buffer.from(minted.subjectDer).toString('base64'),
+      label: meta.label ?? null,
+      key_type: meta.keyType,
+      fingerprint_sha256: minted.fingerprintSha256,
+      not_before: minted.notBefore.toISOString(),
+      not_after: minted.notAfter.toISOString(),
+      status: 'active',
+      revoked_at: null,
+      revocation_reason: null,
+      predecessor_id: meta.predecessorId,
+      issued_via: meta.issuedVia,
+      issuer_fingerprint: issuerFingerprint,
+      pem: minted.certificatePem,
+      created_at: now.toISOString(),
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await appendAudit(trx, now, {
+    actor: meta.actor,
+    action: 'certificate.issued',
+    tenantId: meta.tenant.id,
+    target: `certificate:${row.serial}`,
+    details: { serial: row.serial, notAfter: row.not_after, keyType: meta.keyType, via: meta.issuedVia, predecessor: meta.predecessorId },
   });
+  return row;
+}
+
+/** Records a minted certificate and its audit event in one transaction. */
+export async function recordCertificate(deps: Pick<CertificateDeps, 'db' | 'clock' | 'issuerFingerprint'>, minted: Minted, meta: CertificateMeta): Promise<CertificateRow> {
+  const now = deps.clock.now();
+  return deps.db.transaction().execute((trx) => insertCertificate(trx, minted, meta, deps.issuerFingerprint, now));
 }
 
 /** The subject DER of an existing certificate, for a renewal or re-issue that must keep it exactly. */

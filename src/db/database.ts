@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
 import type { Schema } from './schema.js';
 import * as m001 from './migrations/001_initial.js';
+import * as m002 from './migrations/002_portal.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -19,6 +20,7 @@ export interface Database {
 /** Migrations in order. Each gets the dialect so the few dialect-specific bits stay in one file. */
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
   '001_initial': m001,
+  '002_portal': m002,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -81,6 +81,36 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+export interface RenewalsTable {
+  id: Generated<number>;
+  predecessor_id: number;
+  successor_id: number;
+  download_id: string;
+  package_sealed: string | null;
+  package_expires_at: string;
+  created_at: string;
+  taken_up_at: string | null;
+  wiped_at: string | null;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: number;
+  certificate_id: number;
+  institution_id: number | null;
+  csrf_token: string;
+  renewal_deferred: number;
+  created_at: string;
+  last_seen_at: string;
+}
+
+export interface LoginThrottleTable {
+  key: string;
+  failures: number;
+  last_failure_at: string;
+  locked_until: string | null;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -89,6 +119,9 @@ export interface AuditHeadTable {
 
 export interface Schema {
   audit_head: AuditHeadTable;
+  renewals: RenewalsTable;
+  sessions: SessionsTable;
+  login_throttle: LoginThrottleTable;
   tenants: TenantsTable;
   institutions: InstitutionsTable;
   users: UsersTable;
@@ -103,3 +136,5 @@ export type User = Selectable<UsersTable>;
 export type CertificateRow = Selectable<CertificatesTable>;
 export type NewCertificate = Insertable<CertificatesTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
+export type Renewal = Selectable<RenewalsTable>;
+export type Session = Selectable<SessionsTable>;

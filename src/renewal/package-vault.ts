@@ -1,0 +1,61 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { invalidInput } from '../errors.js';
+import type { Pkcs12Profile } from '../ca/pkcs12.js';
+
+/**
+ * Renewal packages at rest: the .p12 files and their password, sealed with AES-256-GCM under a
+ * data key. They are kept (for a few days) only so that a failed download can be repeated; the
+ * key lives apart from the database, so a copy of the database alone opens nothing.
+ */
+export interface PackageContents {
+  password: string;
+  pkcs12: Partial<Record<Pkcs12Profile, Uint8Array>>;
+}
+
+export interface PackageVault {
+  seal(p: PackageContents): string;
+  open(sealed: string): PackageContents;
+}
+
+export function packageVault(key: Buffer): PackageVault {
+  if (key.length !== 32) throw new Error('package key must be 32 bytes');
+  return {
+    seal(p) {
+      const iv = randomBytes(12);
+      const c = createCipheriv('aes-256-gcm', key, iv);
+      const plain = Buffer.from(JSON.stringify({ password: p.password, pkcs12: Object.fromEntries(Object.entries(p.pkcs12).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) }));
+      const body = Buffer.concat([c.update(plain), c.final()]);
+      plain.fill(0);
+      return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), body.toString('base64')].join('.');
+    },
+    open(sealed) {
+      const [v, iv, tag, body] = sealed.split('.');
+      if (v !== 'v1' || !iv || !tag || !body) throw new Error('package: unknown format');
+      const d = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
+      d.setAuthTag(Buffer.from(tag, 'base64'));
+      const json = JSON.parse(Buffer.concat([d.update(Buffer.from(body, 'base64')), d.final()]).toString('utf8')) as { password: string; pkcs12: Record<string, string> };
+      return { password: json.password, pkcs12: Object.fromEntries(Object.entries(json.pkcs12).map(([k, b]) => [k, new Uint8Array(Buffer.from(b, 'base64'))])) };
+    },
+  };
+}
+
+/** The key from KENSHIN_PACKAGE_KEY, or the generated file (created on first use, mode 0600). */
+export function loadPackageKey(fromConfig: string | undefined, file: string): Buffer {
+  if (fromConfig) {
+    const k = Buffer.from(fromConfig, 'base64');
+    if (k.length !== 32) throw invalidInput('KENSHIN_PACKAGE_KEY', 'must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)');
+    return k;
+  }
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    try {
+      fs.writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      // Another process created it first: use theirs.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
+}
