@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import type { CertificateRow } from '../db/schema.js';
+import type { Clock } from '../clock.js';
+import { effectiveStatus } from '../certificates/status.js';
+
+/**
+ * From the certificate a client presented to "who is this". The TLS layer asks for a certificate
+ * but never rejects one, so every refusal becomes a page or a JSON error that says what to do.
+ */
+export interface PresentedCertificate {
+  /** DER of the leaf, or undefined when none was presented. */
+  der: Uint8Array | undefined;
+  /** The TLS stack built a chain to our CA (it checked the signature and the proof of key possession). */
+  chainVerified: boolean;
+  /** OpenSSL's reason when it did not, e.g. CERT_HAS_EXPIRED. */
+  verifyError?: string | undefined;
+}
+
+export type PeerIdentity =
+  | { kind: 'none' }
+  /** Not issued by our CA. */
+  | { kind: 'foreign' }
+  /** Signed by our CA but not in our database (e.g. a database restored from before its issue). */
+  | { kind: 'unknown' }
+  | { kind: 'expired' | 'not_yet_valid' | 'revoked'; cert: CertificateRow }
+  | { kind: 'ok'; cert: CertificateRow };
+
+export type RefusedIdentity = Exclude<PeerIdentity, { kind: 'ok' }>;
+
+/** Errors that only say "wrong time": our own clock decides those (and tests can set it). */
+const TIME_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+
+export function fingerprintOf(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+export async function identify(db: Db, clock: Clock, presented: PresentedCertificate): Promise<PeerIdentity> {
+  if (!presented.der || presented.der.length === 0) return { kind: 'none' };
+  // The exact DER we issued (fingerprint match) is proof we signed it; TLS proved the key.
+  const cert = await db.selectFrom('certificates').selectAll().where('fingerprint_sha256', '=', fingerprintOf(presented.der)).executeTakeFirst();
+  if (!cert) {
+    const ourChain = presented.chainVerified || (presented.verifyError !== undefined && TIME_ERRORS.has(presented.verifyError));
+    return { kind: ourChain ? 'unknown' : 'foreign' };
+  }
+  const status = effectiveStatus(cert, clock.now());
+  if (status === 'active') return { kind: 'ok', cert };
+  return { kind: status, cert };
+}

@@ -1,0 +1,105 @@
+import type https from 'node:https';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import { identify, type PresentedCertificate } from '../identity/peer.js';
+import { isRefusal, type RefusalCode } from '../errors.js';
+import { pickLang, translator } from './i18n/index.js';
+import { COOKIE, COOKIE_OPTIONS, pageContext, presentedFromTls, sendPage, type AppDeps } from './context.js';
+import { portalRoutes } from './routes/portal.js';
+import { renewalRoutes } from './routes/renewal.js';
+import { apiRoutes, jsonError } from './routes/api.js';
+import { helpRoutes } from './routes/help.js';
+import { errorPage } from './views/refusal.js';
+
+/** HTTP status for each refusal the domain can raise while serving a request. */
+const STATUS: Partial<Record<RefusalCode, number>> = {
+  invalid_input: 400,
+  not_in_window: 409,
+  package_expired: 410,
+  unknown_renewal: 404,
+  not_your_package: 403,
+  certificate_expired: 403,
+  certificate_revoked: 403,
+  certificate_not_yet_valid: 403,
+};
+
+/**
+ * The Fastify application: plugins, the per-request identity, the routes, and one place that turns
+ * errors into pages or JSON. It does not listen; server.ts adds TLS and the socket.
+ */
+export interface BuildOptions {
+  https?: https.ServerOptions;
+  /** Where the client certificate comes from (the TLS socket by default). */
+  presented?: (req: FastifyRequest) => PresentedCertificate;
+}
+
+export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const presented = opts.presented ?? presentedFromTls;
+  const app = Fastify({ logger: false, ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // The portal is only ever served over HTTPS with client certificates.
+    strictTransportSecurity: { maxAge: 31536000, includeSubDomains: false },
+  });
+
+  app.decorateRequest('kenshin', null as never);
+  app.addHook('onRequest', async (req, reply) => {
+    const query = (req.query ?? {}) as Record<string, string | undefined>;
+    const lang = pickLang(query.lang, req.cookies[COOKIE.lang]);
+    if (query.lang && query.lang === lang) reply.setCookie(COOKIE.lang, lang, { ...COOKIE_OPTIONS, httpOnly: false, maxAge: 365 * 86400 });
+    const path = req.url.split('?')[0]!;
+    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path === '/healthz');
+    req.kenshin = {
+      lang,
+      t: translator(lang),
+      identity: needsIdentity ? await identify(deps.runtime.database.db, deps.runtime.clock, presented(req)) : { kind: 'none' },
+    };
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+  helpRoutes(app);
+  portalRoutes(app, deps);
+  renewalRoutes(app, deps);
+  apiRoutes(app, deps);
+
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');
+    return sendPage(reply, 404, errorPage(pageContext(req), req.kenshin?.t('error.notFound') ?? 'Not found'));
+  });
+
+  app.setErrorHandler((error, req, reply) => {
+    const api = req.url.startsWith('/api/');
+    if (isRefusal(error)) {
+      const status = STATUS[error.code] ?? 400;
+      if (api) return jsonError(reply, status, error.code, error.message, error.details);
+      const t = req.kenshin?.t ?? translator('ja');
+      return sendPage(reply, status, errorPage(pageContext(req), error.code === 'package_expired' ? t('error.package_expired') : t('error.generic')));
+    }
+    const e = error as { statusCode?: number; code?: string; message?: string };
+    // Framework-level client errors (bad JSON, too large a body): a 4xx with a code, never a 500.
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      if (api) return jsonError(reply, e.statusCode, 'bad_request', e.message ?? 'bad request');
+      return sendPage(reply, e.statusCode, errorPage(pageContext(req), (req.kenshin?.t ?? translator('ja'))('error.generic')));
+    }
+    req.log.error({ err: error }, 'request failed');
+    if (api) return jsonError(reply, 500, 'internal_error', 'the request could not be completed');
+    return sendPage(reply, 500, errorPage(pageContext(req), (req.kenshin?.t ?? translator('ja'))('error.generic')));
+  });
+  return app;
+}

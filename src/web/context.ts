@@ -1,0 +1,55 @@
+import type {} from '@fastify/cookie';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { Runtime } from '../runtime.js';
+import type { RenewalDeps } from '../renewal/service.js';
+import type { PeerIdentity, PresentedCertificate } from '../identity/peer.js';
+import { translator, type Lang, type T } from './i18n/index.js';
+import type { PageContext } from './views/layout.js';
+import type { Html } from './html.js';
+
+/** Everything routes need, built once by buildApp. Routes stay thin: they call these services. */
+export interface AppDeps {
+  runtime: Runtime;
+  renewal: RenewalDeps;
+  /** Signs pre-login CSRF tokens. */
+  csrfKey: Buffer;
+}
+
+/** Per-request facts, computed once in the onRequest hook. */
+export interface RequestState {
+  identity: PeerIdentity;
+  lang: Lang;
+  t: T;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    kenshin: RequestState;
+  }
+}
+
+/** The client certificate from this request's TLS connection. */
+export function presentedFromTls(req: FastifyRequest): PresentedCertificate {
+  const socket = req.raw.socket as TLSSocket;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+  const der = peer && peer.raw ? new Uint8Array(peer.raw) : undefined;
+  const err = socket.authorizationError;
+  return { der, chainVerified: socket.authorized === true, verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)) };
+}
+
+export function pageContext(req: FastifyRequest, user?: { loginId: string; csrf: string }): PageContext {
+  // req.kenshin is missing only when the request failed before the onRequest hook ran.
+  const k = req.kenshin ?? { t: translator('ja'), lang: 'ja' as const };
+  return { t: k.t, lang: k.lang, path: req.url, user };
+}
+
+export const COOKIE = { session: 'kenshin_session', pre: 'kenshin_pre', lang: 'kenshin_lang' } as const;
+export const COOKIE_OPTIONS = { path: '/', httpOnly: true, secure: true, sameSite: 'strict' as const };
+
+export function sendPage(reply: FastifyReply, status: number, page: Html, opts: { noStore?: boolean } = {}) {
+  reply.code(status).type('text/html; charset=utf-8');
+  // Pages that show a password or link to a private key must not be cached anywhere.
+  reply.header('Cache-Control', opts.noStore ? 'no-store' : 'no-cache');
+  return reply.send(page.value);
+}

@@ -1,0 +1,107 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppDeps } from '../context.js';
+import type { CertificateRow } from '../../db/schema.js';
+import { markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
+import { daysLeft, effectiveStatus } from '../../certificates/status.js';
+import { sendPkcs12 } from './renewal.js';
+
+/**
+ * The same flow for machine clients, authenticated by the client certificate alone (mTLS, JSON).
+ * POST /api/cert answers exactly as ORCA's desktop client (monsiaj CertificateManager) expects:
+ * 200 with an absolute `uri` and the password `pass`, then the .p12 at that URI.
+ */
+
+const IDENTITY_ERRORS = {
+  none: [401, 'no_certificate', 'no client certificate was presented'],
+  foreign: [403, 'unknown_issuer', 'the client certificate was not issued by this service'],
+  unknown: [403, 'unknown_certificate', 'the client certificate is not registered'],
+  expired: [403, 'certificate_expired', 'the client certificate has expired; ask the operator for a new one'],
+  not_yet_valid: [403, 'certificate_not_yet_valid', 'the client certificate is not valid yet'],
+  revoked: [403, 'certificate_revoked', 'the client certificate is revoked'],
+} as const;
+
+export function jsonError(reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}) {
+  return reply.code(status).header('Cache-Control', 'no-store').send({ error, message, ...extra });
+}
+
+export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const clock = deps.runtime.clock;
+
+  const certificateOf = async (req: FastifyRequest, reply: FastifyReply): Promise<CertificateRow | undefined> => {
+    const id = req.kenshin.identity;
+    if (id.kind !== 'ok') {
+      const [status, code, message] = IDENTITY_ERRORS[id.kind];
+      await jsonError(reply, status, code, message);
+      return undefined;
+    }
+    if (id.cert.issued_via === 'renewal') await markTakenUp(deps.renewal, id.cert, `cert:${id.cert.serial}`);
+    return id.cert;
+  };
+
+  /**
+   * A browser visiting another site can be made to POST here with the user's certificate. Such
+   * requests carry an Origin or Sec-Fetch-Site header; real API clients (monsiaj, curl) do not.
+   */
+  const crossSite = (req: FastifyRequest) => {
+    const site = req.headers['sec-fetch-site'];
+    if (site === 'cross-site' || site === 'same-site') return true;
+    const origin = req.headers.origin;
+    return origin !== undefined && origin !== `https://${req.headers.host}`;
+  };
+
+  const packageUri = (req: FastifyRequest, downloadId: string) => `https://${req.headers.host}/api/v1/renewals/${downloadId}/pkcs12`;
+
+  app.get('/api/v1/certificate', async (req, reply) => {
+    const cert = await certificateOf(req, reply);
+    if (!cert) return reply;
+    const info = await renewalInfo(deps.renewal, cert);
+    const now = clock.now();
+    return reply.header('Cache-Control', 'no-store').send({
+      serial: cert.serial,
+      subject: cert.subject,
+      notBefore: cert.not_before,
+      notAfter: cert.not_after,
+      daysLeft: daysLeft(cert.not_after, now),
+      status: effectiveStatus(cert, now),
+      window: { start: info.status.windowStart.toISOString(), end: info.status.windowEnd.toISOString(), days: deps.renewal.windowDays },
+      eligible: info.status.eligible,
+      reason: info.status.reason,
+      successor: info.successor ? { serial: info.successor.serial, notAfter: info.successor.not_after, takenUp: info.renewal?.taken_up_at !== null } : null,
+    });
+  });
+
+  const start = async (req: FastifyRequest, reply: FastifyReply): Promise<StartedRenewal | undefined> => {
+    const cert = await certificateOf(req, reply);
+    if (!cert) return undefined;
+    if (crossSite(req)) {
+      await jsonError(reply, 403, 'cross_site_request', 'renewal must be requested by the certificate holder, not from another site');
+      return undefined;
+    }
+    return startRenewal(deps.renewal, cert, `cert:${cert.serial}`);
+  };
+
+  app.post('/api/v1/certificate/renewal', async (req, reply) => {
+    const r = await start(req, reply);
+    if (!r) return reply;
+    return reply
+      .code(r.created ? 201 : 200)
+      .header('Cache-Control', 'no-store')
+      .send({ id: r.renewal.download_id, uri: packageUri(req, r.renewal.download_id), pass: r.password, serial: r.successor.serial, notAfter: r.successor.not_after });
+  });
+
+  // monsiaj accepts only 200 or 302 and builds the download URL from `uri` as given.
+  app.post('/api/cert', async (req, reply) => {
+    const r = await start(req, reply);
+    if (!r) return reply;
+    return reply.code(200).header('Cache-Control', 'no-store').send({ uri: packageUri(req, r.renewal.download_id), pass: r.password });
+  });
+
+  app.get('/api/v1/renewals/:id/pkcs12', async (req, reply) => {
+    const cert = await certificateOf(req, reply);
+    if (!cert) return reply;
+    const opened = await openPackage(deps.renewal, { downloadId: (req.params as { id: string }).id }, cert);
+    const format = (req.query as Record<string, string>).format === 'modern' ? 'modern' : 'compatible';
+    await recordPackageAccess(deps.renewal, opened, 'package.downloaded', `cert:${cert.serial}`, { format, via: 'api' });
+    return sendPkcs12(reply, opened, format);
+  });
+}

@@ -1,0 +1,112 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { pageContext, sendPage, type AppDeps } from '../context.js';
+import { requirePortal, type Portal } from './portal.js';
+import { tokensMatch } from '../csrf.js';
+import { renewalCheckPage, renewalConfirmPage, renewalSavePage } from '../views/portal.js';
+import { errorPage } from '../views/refusal.js';
+import { openPackage, recordPackageAccess, renewalInfo, startRenewal, type OpenedPackage } from '../../renewal/service.js';
+import { updateSession } from '../../identity/sessions.js';
+import { isRefusal } from '../../errors.js';
+import { platformOf } from '../platform.js';
+import type { Pkcs12Profile } from '../../ca/pkcs12.js';
+
+/**
+ * The renewal screens of the seed manual: 証明書更新チェック (取得する / あとで) → 証明書更新確認
+ * (開始する / キャンセル) → 証明書保存 (こちら / 確認する / コピーする).
+ */
+export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { db } = deps.runtime.database;
+  const clock = deps.runtime.clock;
+  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token });
+  const csrfOk = (p: Portal, req: FastifyRequest) => tokensMatch(p.session.csrf_token, ((req.body ?? {}) as Record<string, unknown>)._csrf);
+  const csrfFailed = (req: FastifyRequest, reply: FastifyReply) => sendPage(reply, 403, errorPage(pageContext(req), req.kenshin.t('error.csrf')));
+
+  app.get('/renewal/check', async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    const info = await renewalInfo(deps.renewal, p.cert);
+    return sendPage(reply, 200, renewalCheckPage(ctxOf(req, p), { cert: p.cert, now: clock.now(), status: info.status, csrf: p.session.csrf_token, hasPackage: Boolean(info.renewal?.package_sealed) }));
+  });
+
+  app.post('/renewal/later', async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    if (!csrfOk(p, req)) return csrfFailed(req, reply);
+    // Put off for this session only: the check shows again at the next login.
+    await updateSession(db, p.session, { renewal_deferred: 1 });
+    return reply.redirect('/home', 303);
+  });
+
+  app.get('/renewal/confirm', async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    const info = await renewalInfo(deps.renewal, p.cert);
+    if (!info.status.eligible) return reply.redirect('/renewal/check', 303);
+    return sendPage(reply, 200, renewalConfirmPage(ctxOf(req, p), { csrf: p.session.csrf_token }));
+  });
+
+  app.post('/renewal', async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    if (!csrfOk(p, req)) return csrfFailed(req, reply);
+    try {
+      // Idempotent: a double click or a second tab gets the same successor and package.
+      await startRenewal(deps.renewal, p.cert, `user:${p.user.login_id}`);
+    } catch (e) {
+      if (isRefusal(e) && (e.code === 'not_in_window' || e.code === 'package_expired')) return reply.redirect('/renewal/check', 303);
+      throw e;
+    }
+    return reply.redirect('/renewal/package', 303);
+  });
+
+  /** The package of the current certificate's renewal, whether it presents the old or the new one. */
+  const currentPackage = async (p: Portal): Promise<OpenedPackage | undefined> => {
+    const r = await db
+      .selectFrom('renewals')
+      .select('id')
+      .where((eb) => eb.or([eb('predecessor_id', '=', p.cert.id), eb('successor_id', '=', p.cert.id)]))
+      .executeTakeFirst();
+    return r ? openPackage(deps.renewal, { renewalId: r.id }, p.cert) : undefined;
+  };
+
+  const showSave = async (req: FastifyRequest, reply: FastifyReply, reveal: boolean) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    if (reveal && !csrfOk(p, req)) return csrfFailed(req, reply);
+    const opened = await currentPackage(p);
+    if (!opened) return reply.redirect('/renewal/check', 303);
+    if (reveal) await recordPackageAccess(deps.renewal, opened, 'package.password_revealed', `user:${p.user.login_id}`);
+    const page = renewalSavePage(ctxOf(req, p), {
+      successor: opened.successor,
+      now: clock.now(),
+      csrf: p.session.csrf_token,
+      password: reveal ? opened.contents.password : undefined,
+      expiresAt: opened.renewal.package_expires_at,
+      platform: platformOf(req.headers['user-agent']),
+    });
+    return sendPage(reply, 200, page, { noStore: true });
+  };
+  app.get('/renewal/package', (req, reply) => showSave(req, reply, false));
+  app.post('/renewal/package/password', (req, reply) => showSave(req, reply, true));
+
+  app.get('/renewal/package/download', async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    const opened = await currentPackage(p);
+    if (!opened) return reply.redirect('/renewal/check', 303);
+    const format: Pkcs12Profile = (req.query as Record<string, string>).format === 'modern' ? 'modern' : 'compatible';
+    await recordPackageAccess(deps.renewal, opened, 'package.downloaded', `user:${p.user.login_id}`, { format });
+    return sendPkcs12(reply, opened, format);
+  });
+}
+
+export function sendPkcs12(reply: FastifyReply, opened: OpenedPackage, format: Pkcs12Profile) {
+  const file = opened.contents.pkcs12[format];
+  if (!file) return reply.code(404).send();
+  const name = format === 'modern' ? opened.filename.replace(/\.p12$/, '_aes.p12') : opened.filename;
+  return reply
+    .header('Content-Type', 'application/x-pkcs12')
+    .header('Content-Disposition', `attachment; filename="${name}"`)
+    .header('Cache-Control', 'no-store')
+    .send(Buffer.from(file));
+}

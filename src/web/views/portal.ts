@@ -1,0 +1,179 @@
+import { html, raw, type Html } from '../html.js';
+import { layout, notice, type PageContext } from './layout.js';
+import { certificateCard } from './certificate.js';
+import { date, dateTime } from './format.js';
+import type { CertificateRow, Institution } from '../../db/schema.js';
+import type { RenewalStatus } from '../../renewal/policy.js';
+
+export function loginPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; csrf: string; loginId?: string; error?: string | undefined; info?: string | undefined }) {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('login.title'),
+    html`<p>${t('login.lead')}</p>
+<section class="card"><h2>${t('login.certificate')}</h2>${certificateCard(t, p.cert, p.now)}</section>
+<form method="post" action="/login" class="card form" id="login-form" data-once>
+  <input type="hidden" name="_csrf" value="${p.csrf}">
+  <label>${t('login.loginId')}<input name="loginId" id="loginId" autocomplete="username" required value="${p.loginId ?? ''}"></label>
+  <label>${t('login.password')}<input name="password" id="password" type="password" autocomplete="current-password" required></label>
+  <button type="submit" class="primary" id="login-submit">${t('login.submit')}</button>
+</form>`,
+    { notice: p.error ? notice('error', p.error, 'login-error') : p.info ? notice('info', p.info) : undefined },
+  );
+}
+
+export function institutionsPage(ctx: PageContext, p: { institutions: Institution[]; csrf: string }) {
+  const { t } = ctx;
+  if (p.institutions.length === 0) {
+    return layout(ctx, t('institutions.none.title'), html`<p id="no-institutions">${t('institutions.none.body')}</p>`);
+  }
+  return layout(
+    ctx,
+    t('institutions.title'),
+    html`<p>${t('institutions.lead')}</p>
+<form method="post" action="/institutions" class="card" id="institutions-form" data-once>
+  <input type="hidden" name="_csrf" value="${p.csrf}">
+  <table class="list">
+    <thead><tr><th></th><th>${t('institutions.number')}</th><th>${t('institutions.name')}</th></tr></thead>
+    <tbody>
+    ${p.institutions.map(
+      (i, n) => html`<tr><td><input type="radio" name="institutionId" value="${i.id}" id="inst-${i.number}"${n === 0 ? raw(' checked') : ''}></td><td><label for="inst-${i.number}"><code>${i.number}</code></label></td><td><label for="inst-${i.number}">${i.name}</label></td></tr>`,
+    )}
+    </tbody>
+  </table>
+  <button type="submit" class="primary" id="select-institution">${t('institutions.select')}</button>
+</form>`,
+  );
+}
+
+export interface HomeModel {
+  cert: CertificateRow;
+  now: Date;
+  institution: Institution;
+  user: { loginId: string; role: string };
+  status: RenewalStatus;
+  /** The current certificate is a renewal successor. */
+  isSuccessor: boolean;
+  /** The user renewed but still presents the old certificate. */
+  successorNotInUse: boolean;
+}
+
+export function homePage(ctx: PageContext, m: HomeModel) {
+  const { t } = ctx;
+  const notices: Html[] = [];
+  if (m.isSuccessor) notices.push(notice('ok', t('home.notice.takenUp', { notAfter: date(m.cert.not_after) }), 'taken-up'));
+  if (m.successorNotInUse) notices.push(notice('warn', html`${t('home.notice.notInUse')} <a href="/renewal/package">${t('check.openPackage')}</a>`, 'not-in-use'));
+  else if (m.status.eligible) notices.push(notice('warn', html`${t('home.notice.renewSoon', { days: m.status.daysLeft })} <a href="/renewal/check">${t('menu.renewalCheck')}</a>`, 'renew-soon'));
+  return layout(
+    ctx,
+    t('home.title'),
+    html`${notices}
+<section class="card">
+<dl class="facts">
+  <dt>${t('home.institution')}</dt><dd id="home-institution">${m.institution.name} (<code>${m.institution.number}</code>)</dd>
+  <dt>${t('home.user')}</dt><dd id="home-user">${m.user.loginId} (${t(`home.role.${m.user.role as 'admin' | 'user' | 'operator'}`)})</dd>
+</dl>
+</section>
+<section class="card"><h2>${t('home.certificate')}</h2>${certificateCard(t, m.cert, m.now)}</section>
+<p class="muted">${t('home.business')}</p>`,
+  );
+}
+
+export function renewalCheckPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; status: RenewalStatus; csrf: string; hasPackage: boolean }) {
+  const { t } = ctx;
+  if (p.status.reason === 'already_renewed') {
+    return layout(ctx, t('check.title'), html`<p id="already-renewed">${t('check.alreadyRenewed')}</p>${certificateCard(t, p.cert, p.now)}
+<p class="actions">${p.hasPackage ? html`<a class="button primary" href="/renewal/package">${t('check.openPackage')}</a>` : ''}<a class="button" href="/home">${t('common.back')}</a></p>`);
+  }
+  if (!p.status.eligible) {
+    return layout(
+      ctx,
+      t('check.title'),
+      html`<p id="not-needed"><strong>${t('check.notNeeded')}</strong> ${t('check.notNeededDetail', { days: p.status.daysLeft, from: date(p.status.windowStart) })}</p>
+${certificateCard(t, p.cert, p.now)}
+<p class="actions"><a class="button" href="/home">${t('common.back')}</a></p>`,
+    );
+  }
+  return layout(
+    ctx,
+    t('check.title'),
+    html`<p id="renewal-due">${t('check.due')}</p>
+<section class="card">${certificateCard(t, p.cert, p.now)}</section>
+<div class="actions">
+  <a class="button primary" href="/renewal/confirm" id="renewal-get">${t('check.get')}</a>
+  <form method="post" action="/renewal/later" class="inline"><input type="hidden" name="_csrf" value="${p.csrf}"><button type="submit" id="renewal-later">${t('check.later')}</button></form>
+</div>
+<p class="muted">${t('check.laterNote')}</p>`,
+  );
+}
+
+export function renewalConfirmPage(ctx: PageContext, p: { csrf: string }) {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('confirm.title'),
+    html`<p>${t('confirm.lead')}</p>
+<ul class="points"><li>${t('confirm.what1')}</li><li>${t('confirm.what2')}</li><li>${t('confirm.what3')}</li></ul>
+<div class="actions">
+  <form method="post" action="/renewal" class="inline" id="renewal-start-form" data-once data-working="${t('confirm.working')}">
+    <input type="hidden" name="_csrf" value="${p.csrf}">
+    <button type="submit" class="primary" id="renewal-start">${t('confirm.start')}</button>
+  </form>
+  <a class="button" href="/home" id="renewal-cancel">${t('confirm.cancel')}</a>
+</div>`,
+  );
+}
+
+export type Platform = 'windows' | 'mac' | 'firefox' | 'other';
+
+export function importSteps(ctx: PageContext, platform: Platform) {
+  const { t } = ctx;
+  const block = (key: 'windows' | 'mac' | 'firefox', steps: string[]) =>
+    html`<section class="steps${platform === key ? ' yours' : ''}" id="steps-${key}"><h3>${t(`steps.${key}`)}${platform === key ? html` <span class="tag">${t('save.forYou')}</span>` : ''}</h3><ol>${steps.map((s) => html`<li>${s}</li>`)}</ol></section>`;
+  const sections = {
+    windows: block('windows', [t('steps.windows1'), t('steps.windows2'), t('steps.windows3'), t('steps.windows4')]),
+    mac: block('mac', [t('steps.mac1'), t('steps.mac2'), t('steps.mac3')]),
+    firefox: block('firefox', [t('steps.firefox1'), t('steps.firefox2'), t('steps.firefox3'), t('steps.firefox4')]),
+  };
+  // The user's own platform first.
+  const order: ('windows' | 'mac' | 'firefox')[] = platform === 'mac' ? ['mac', 'windows', 'firefox'] : platform === 'firefox' ? ['firefox', 'windows', 'mac'] : ['windows', 'mac', 'firefox'];
+  return html`${order.map((k) => sections[k])}`;
+}
+
+export function renewalSavePage(ctx: PageContext, p: { successor: CertificateRow; now: Date; csrf: string; password?: string | undefined; expiresAt: string; platform: Platform }) {
+  const { t } = ctx;
+  const here = html`<a href="/renewal/package/download" id="download-p12" download>${t('save.here')}</a>`;
+  const modern = html`<a href="/renewal/package/download?format=modern" id="download-modern" download>${t('save.modernLink')}</a>`;
+  return layout(
+    ctx,
+    t('save.title'),
+    html`<section class="card">
+  <p class="big" id="download-line">${raw(t('save.download', { link: here.value }))}</p>
+  <p>${t('save.backup')}</p>
+  <p>${t('save.reveal')}</p>
+  <div class="password-row">
+    ${
+      p.password
+        ? html`<span class="label">${t('save.passwordLabel')}</span><code id="p12-password" class="password">${p.password}</code>
+    <button type="button" id="copy-password" data-copy="#p12-password" data-copied="${t('save.copied')}" data-fallback="${t('save.copyFallback')}">${t('save.copy')}</button>
+    <span id="copy-status" class="muted" aria-live="polite"></span>`
+        : html`<form method="post" action="/renewal/package/password" class="inline"><input type="hidden" name="_csrf" value="${p.csrf}"><button type="submit" id="reveal-password">${t('save.confirm')}</button></form>`
+    }
+  </div>
+  <p class="muted">${t('save.passwordNote')}</p>
+  <p class="muted" id="package-expires">${t('save.expires', { until: dateTime(p.expiresAt) })}</p>
+</section>
+<section class="card important" id="important">
+  <h2>${t('save.important')}</h2>
+  <ul><li>${t('save.important1')}</li><li>${t('save.important2')}</li></ul>
+</section>
+<section class="card">
+  <h2>${t('save.importTitle')}</h2>
+  ${importSteps(ctx, p.platform)}
+  <p>${t('save.afterImport')}</p>
+  <p><a href="/help/import">${t('common.helpImport')}</a> · <a href="/help/delete-old">${t('common.helpDelete')}</a></p>
+  <p class="muted">${raw(t('save.modern', { link: modern.value }))}</p>
+</section>
+<section class="card"><h2>${t('home.certificate')}</h2>${certificateCard(t, p.successor, p.now, 'new-certificate')}</section>`,
+  );
+}
