@@ -29,7 +29,8 @@ export async function requirePortal(deps: AppDeps, req: FastifyRequest, reply: F
   const { db } = deps.runtime.database;
   const session = await currentSession(deps, req, reply, cert);
   if (!session) {
-    reply.redirect('/', 303);
+    const ended = (req as FastifyRequest & { sessionEndedByCertificate?: boolean }).sessionEndedByCertificate;
+    reply.redirect(ended ? '/?session=ended' : '/', 303);
     return undefined;
   }
   const user = await db.selectFrom('users').selectAll().where('id', '=', session.user_id).executeTakeFirst();
@@ -106,7 +107,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!cert) return reply;
     const session = await currentSession(deps, req, reply, cert);
     if (session && status === 200 && !extra.error) return reply.redirect(session.institution_id ? await nextStep(deps, cert, session) : '/institutions', 303);
-    const ended = (req as FastifyRequest & { sessionEndedByCertificate?: boolean }).sessionEndedByCertificate;
+    const ended = (req as FastifyRequest & { sessionEndedByCertificate?: boolean }).sessionEndedByCertificate || (req.query as Record<string, string>).session === 'ended';
     return sendPage(
       reply,
       status,

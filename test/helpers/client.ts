@@ -1,0 +1,79 @@
+import https from 'node:https';
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/**
+ * A browser-like HTTPS client for integration tests: real TLS with a real client certificate
+ * (PKCS#12), a cookie jar, form posts. Each request opens a new TLS connection, so swapping the
+ * certificate takes effect at once (unlike a browser, which keeps its choice).
+ */
+export class TlsClient {
+  readonly cookies = new Map<string, string>();
+  constructor(
+    readonly base: string,
+    readonly ca: string,
+    public pfx?: { file: Uint8Array; password: string },
+  ) {}
+
+  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+    const url = new URL(path, this.base);
+    let payload: Buffer | undefined;
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.form) {
+      payload = Buffer.from(new URLSearchParams(opts.form).toString());
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (opts.json !== undefined) {
+      payload = Buffer.from(JSON.stringify(opts.json));
+      headers['content-type'] = 'application/json';
+    }
+    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        url,
+        { method, ca: this.ca, headers, agent: false, ...(this.pfx ? { pfx: Buffer.from(this.pfx.file), passphrase: this.pfx.password } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            for (const c of ([] as string[]).concat(res.headers['set-cookie'] ?? [])) {
+              const [pair, ...attrs] = c.split(';');
+              const [k, v] = pair!.split('=');
+              if (attrs.some((a) => /expires=Thu, 01 Jan 1970/i.test(a)) || v === '') this.cookies.delete(k!.trim());
+              else this.cookies.set(k!.trim(), v!);
+            }
+            const body = Buffer.concat(chunks);
+            const text = body.toString('utf8');
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text, json: () => JSON.parse(text) });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  get(path: string) {
+    return this.request('GET', path);
+  }
+
+  /** Follows redirects like a browser (303 → GET). */
+  async follow(res: Response, max = 5): Promise<Response> {
+    let r = res;
+    for (let i = 0; i < max && r.status >= 300 && r.status < 400 && r.headers.location; i++) r = await this.get(String(r.headers.location));
+    return r;
+  }
+
+  /** Submits the form on the page whose action is `action`, with its CSRF token. */
+  async submit(page: Response, action: string, fields: Record<string, string> = {}): Promise<Response> {
+    const form = new RegExp(`<form[^>]*action="${action.replace(/[/]/g, '\\/')}"[\\s\\S]*?</form>`).exec(page.text);
+    if (!form) throw new Error(`no form for ${action} on the page:\n${page.text.slice(0, 2000)}`);
+    const csrf = /name="_csrf" value="([^"]*)"/.exec(form[0])?.[1] ?? '';
+    return this.request('POST', action, { form: { _csrf: csrf, ...fields } });
+  }
+}

@@ -1,0 +1,218 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { testDialects } from '../helpers/databases.js';
+import { makePortalWorld, loginAs, PASSWORD } from '../helpers/portal-world.js';
+import { revokeCertificate } from '../../src/certificates/service.js';
+import { dataPaths } from '../../src/config.js';
+import { createHierarchy, loadIssuingAuthority } from '../../src/ca/hierarchy.js';
+import { inProcessMinter } from '../../src/ca/mint.js';
+import { buildSubject } from '../../src/ca/subject.js';
+import { tempDir } from '../helpers/tmp.js';
+import { run } from '../helpers/openssl.js';
+import { DAY_MS } from '../../src/clock.js';
+
+const reasonOf = (html: string) => /id="refusal" data-reason="([^"]+)"/.exec(html)?.[1];
+
+for (const dialect of testDialects()) {
+  describe(`portal over mTLS on ${dialect}`, async () => {
+    const w = await makePortalWorld(dialect);
+    const db = w.runtime.database.db;
+    const institutionId = async (number: string) => String((await db.selectFrom('institutions').select('id').where('number', '=', number).executeTakeFirstOrThrow()).id);
+
+    test('refusals: each class has its own page and status, never a TLS error or a 500', async () => {
+      const none = await w.client().get('/');
+      assert.equal(none.status, 401);
+      assert.equal(reasonOf(none.text), 'none');
+      assert.match(none.text, /クライアント証明書がありません/);
+      assert.match(none.text, /href="\/help\/import"/);
+
+      const expired = await w.cert(-1);
+      const e = await w.client(expired).get('/');
+      assert.equal(e.status, 403);
+      assert.equal(reasonOf(e.text), 'expired');
+      assert.match(e.text, /期限切れの証明書では自動更新ができません/);
+      assert.match(e.text, /運用窓口 03-0000-0000/);
+
+      const future = await w.cert(1000, { notBeforeDaysAgo: -2 });
+      assert.equal(reasonOf((await w.client(future).get('/')).text), 'not_yet_valid');
+
+      const revoked = await w.cert(200);
+      await revokeCertificate({ db, clock: w.clock }, { serial: revoked.row.serial, actor: 'test' });
+      const r = await w.client(revoked).get('/');
+      assert.equal(r.status, 403);
+      assert.equal(reasonOf(r.text), 'revoked');
+
+      // Signed by our CA but not in our database.
+      const authority = await w.runtime.authority();
+      const now = w.clock.now().getTime();
+      const subjectDer = new Uint8Array(buildSubject({ tenantCode: 'T0001', tenantName: 'x' }).toArrayBuffer());
+      const ghost = await inProcessMinter(authority).mint({ subjectDer, displayName: 'x', keyType: 'p256', profile: 'modern', notBefore: new Date(now - DAY_MS), notAfter: new Date(now + DAY_MS * 100) });
+      assert.equal(reasonOf((await w.client({ file: ghost.pkcs12, password: ghost.password }).get('/')).text), 'unknown');
+
+      // Another CA altogether.
+      const other = dataPaths(tempDir());
+      await createHierarchy({ paths: other, keyType: 'p256', commonNamePrefix: 'Stranger', passphraseFromEnv: 'x', now: w.clock.now() });
+      const stranger = await inProcessMinter(await loadIssuingAuthority(other, 'x', undefined)).mint({ subjectDer, displayName: 'x', keyType: 'p256', profile: 'modern', notBefore: new Date(now - DAY_MS), notAfter: new Date(now + DAY_MS) });
+      const f = await w.client({ file: stranger.pkcs12, password: stranger.password }).get('/');
+      assert.equal(f.status, 403);
+      assert.equal(reasonOf(f.text), 'foreign');
+
+      // English on request.
+      const en = await w.client(expired).get('/?lang=en');
+      assert.match(en.text, /<html lang="en">/);
+      assert.match(en.text, /expired/i);
+    });
+
+    test('the full flow: login → 健診機関選択 → 取得する → 開始する → こちら / 確認する → new certificate', async () => {
+      const old = await w.cert(60);
+      const c = w.client(old);
+      const login = await c.get('/');
+      assert.equal(login.status, 200);
+      assert.match(login.text, /ログインID/);
+      assert.match(login.text, new RegExp(old.row.serial));
+      const inst = await loginAs(c, 'yamada');
+      assert.match(inst.text, /健診機関選択/);
+      assert.match(inst.text, /1312345679/);
+      assert.match(inst.text, />選択</);
+      const check = await c.follow(await c.submit(inst, '/institutions', { institutionId: await institutionId('1312345679') }));
+      assert.match(check.text, /証明書更新チェック/);
+      assert.match(check.text, />取得する</);
+      assert.match(check.text, />あとで</);
+      assert.match(check.text, /60 日/);
+      const confirm = await c.get('/renewal/confirm');
+      assert.match(confirm.text, />開始する</);
+      assert.match(confirm.text, />キャンセル</);
+      const save = await c.follow(await c.submit(confirm, '/renewal'));
+      assert.equal(save.headers['cache-control'], 'no-store');
+      assert.match(save.text, /id="download-p12"[^>]*>こちら</);
+      assert.match(save.text, />確認する</);
+      assert.doesNotMatch(save.text, /id="p12-password"/);
+      // A second 開始する (double click, second tab) changes nothing.
+      await c.submit(confirm, '/renewal');
+      const successors = await db.selectFrom('certificates').selectAll().where('predecessor_id', '=', old.row.id).execute();
+      assert.equal(successors.length, 1);
+
+      const dl = await c.get('/renewal/package/download');
+      assert.equal(dl.status, 200);
+      assert.equal(dl.headers['content-type'], 'application/x-pkcs12');
+      assert.equal(dl.headers['cache-control'], 'no-store');
+      assert.equal(dl.headers['content-disposition'], 'attachment; filename="T0001_20261125.p12"');
+      const revealed = await c.submit(save, '/renewal/package/password');
+      const password = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
+      assert.ok(password, 'password shown after 確認する');
+      assert.match(revealed.text, />コピーする</);
+      assert.match(run('openssl', ['pkcs12', '-info', '-noout', '-passin', `pass:${password}`], dl.body), /pbeWithSHA1And3-KeyTripleDES-CBC/);
+      const modern = await c.get('/renewal/package/download?format=modern');
+      assert.match(run('openssl', ['pkcs12', '-info', '-noout', '-passin', `pass:${password}`], modern.body), /AES-256-CBC/);
+      const actions = (await db.selectFrom('audit_events').select('action').where('actor', '=', 'user:yamada').execute()).map((a) => a.action);
+      for (const a of ['institution.chosen', 'renewal.issued', 'package.downloaded', 'package.password_revealed']) assert.ok(actions.includes(a), a);
+
+      // Still on the old certificate: home says the new one is not in use yet.
+      const home = await c.get('/home');
+      assert.match(home.text, /id="not-in-use"/);
+      assert.match(home.text, /ブラウザをすべて閉じて/);
+
+      // The imported new certificate: the old session ends, login again, taken-up message.
+      c.pfx = { file: dl.body, password: password! };
+      const ended = await c.get('/home');
+      assert.equal(ended.status, 303);
+      const again = await c.get(String(ended.headers.location));
+      assert.match(again.text, /別の証明書で接続されたため/);
+      const after = await c.follow(await c.submit(again, '/login', { loginId: 'yamada', password: PASSWORD }));
+      const home2 = await c.follow(await c.submit(after, '/institutions', { institutionId: await institutionId('1312345678') }));
+      assert.match(home2.text, /新しい証明書で接続しています、有効期限 2029-11-25/);
+      const renewal = await db.selectFrom('renewals').selectAll().where('predecessor_id', '=', old.row.id).executeTakeFirstOrThrow();
+      assert.ok(renewal.taken_up_at);
+    });
+
+    test('one institution skips the selection; outside the window goes straight home', async () => {
+      const far = await w.cert(400);
+      const c = w.client(far);
+      const home = await loginAs(c, 'solo');
+      assert.match(home.text, /<h1>ホーム<\/h1>/);
+      assert.match(home.text, /山田クリニック本院/);
+      assert.doesNotMatch(home.text, /健診機関選択/);
+      // Manual check from the user menu: not needed, days left, and from when.
+      assert.match(home.text, /id="menu-renewal-check">証明書更新チェック</);
+      const check = await c.get('/renewal/check');
+      assert.match(check.text, /証明書の更新は不要です/);
+      assert.match(check.text, /残り 400 日/);
+      assert.match(check.text, /2027-10-01 から更新できます/);
+      assert.equal((await c.get('/renewal/confirm')).status, 303);
+    });
+
+    test('あとで puts the check off for this session only', async () => {
+      const soon = await w.cert(30);
+      const c = w.client(soon);
+      const check = await loginAs(c, 'solo');
+      assert.match(check.text, /証明書の更新が必要です/);
+      const home = await c.follow(await c.submit(check, '/renewal/later'));
+      assert.match(home.text, /<h1>ホーム<\/h1>/);
+      assert.match(home.text, /id="renew-soon"/);
+      await c.submit(home, '/logout');
+      const again = await loginAs(c, 'solo');
+      assert.match(again.text, /証明書の更新が必要です/);
+    });
+
+    test('login refusals: wrong password, user of another tenant, lock after 5 failures, CSRF', async () => {
+      const cert = await w.cert(300);
+      const c = w.client(cert);
+      const page = await c.get('/');
+      const wrong = await c.submit(page, '/login', { loginId: 'solo', password: 'wrong' });
+      assert.equal(wrong.status, 401);
+      assert.match(wrong.text, /ログインIDまたはパスワードが正しくありません/);
+      const foreign = await c.submit(page, '/login', { loginId: 'other', password: PASSWORD });
+      assert.equal(foreign.status, 401);
+      assert.match(foreign.text, /USER NOT IN TENANTDB/);
+      const noCsrf = await c.request('POST', '/login', { form: { loginId: 'solo', password: PASSWORD } });
+      assert.equal(noCsrf.status, 403);
+      for (let i = 0; i < 3; i++) await c.submit(page, '/login', { loginId: 'solo', password: 'wrong' });
+      // 5 failures on this certificate: even the right password is refused for 15 minutes.
+      const locked = await c.submit(page, '/login', { loginId: 'solo', password: PASSWORD });
+      assert.equal(locked.status, 429);
+      assert.match(locked.text, /一時的にロックしています/);
+      const failures = await db.selectFrom('audit_events').select('action').where('action', '=', 'login.failed').where('actor', '=', `cert:${cert.row.serial}`).execute();
+      assert.equal(failures.length, 5);
+      w.clock.advance(16 * 60_000);
+      try {
+        const ok = await c.follow(await c.submit(page, '/login', { loginId: 'solo', password: PASSWORD }));
+        assert.match(ok.text, /<h1>ホーム<\/h1>/);
+      } finally {
+        w.clock.advance(-16 * 60_000);
+      }
+    });
+
+    test('a user with no institutions gets a clear page; sessions are bound to the certificate', async () => {
+      const a = await w.cert(300);
+      const b = await w.cert(300);
+      const c = w.client(a);
+      const none = await loginAs(c, 'nobody');
+      assert.match(none.text, /利用できる健診機関がありません/);
+      await c.submit(none, '/logout');
+      const home = await loginAs(c, 'solo');
+      assert.match(home.text, /<h1>ホーム<\/h1>/);
+      assert.ok(c.cookies.get('kenshin_session'));
+      c.pfx = { file: b.file, password: b.password };
+      assert.equal((await c.get('/home')).status, 303);
+      c.pfx = { file: a.file, password: a.password };
+      assert.equal((await c.get('/home')).status, 303, 'the session ended for good');
+    });
+
+    test('security headers and cookie flags', async () => {
+      const cert = await w.cert(300);
+      const c = w.client(cert);
+      const page = await c.get('/');
+      assert.match(String(page.headers['content-security-policy']), /script-src 'self'/);
+      assert.doesNotMatch(page.text, /<script>/);
+      const res = await c.submit(page, '/login', { loginId: 'solo', password: PASSWORD });
+      const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((s) => s.startsWith('kenshin_session='));
+      assert.ok(setCookie);
+      assert.match(setCookie!, /HttpOnly/);
+      assert.match(setCookie!, /Secure/);
+      assert.match(setCookie!, /SameSite=Strict/);
+      const stored = await db.selectFrom('sessions').select('id_hash').execute();
+      assert.ok(!stored.some((s) => s.id_hash === c.cookies.get('kenshin_session')), 'only the hash is stored');
+      assert.equal((await c.get('/nope')).status, 404);
+    });
+  });
+}
