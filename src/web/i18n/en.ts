@@ -101,6 +101,7 @@ export const en: Catalog = {
   'save.expires': (p: { until: string }) => `You can download this file and password again until ${p.until}.`,
   'save.importTitle': 'How to import',
   'save.forYou': 'Your system',
+  'save.newCertificate': 'Your new certificate',
 
   'steps.windows': 'Windows (Edge / Chrome)',
   'steps.windows1': 'Double-click the downloaded certificate file (.p12).',

@@ -97,6 +97,7 @@ export const ja = {
   'save.expires': (p: { until: string }) => `このファイルとパスワードは ${p.until} まで再取得できます。`,
   'save.importTitle': 'インポートの手順',
   'save.forYou': 'お使いの環境',
+  'save.newCertificate': '新しい証明書',
 
   'steps.windows': 'Windows (Edge / Chrome)',
   'steps.windows1': 'ダウンロードした証明書ファイル (.p12) をダブルクリックします。',

@@ -174,6 +174,6 @@ export function renewalSavePage(ctx: PageContext, p: { successor: CertificateRow
   <p><a href="/help/import">${t('common.helpImport')}</a> · <a href="/help/delete-old">${t('common.helpDelete')}</a></p>
   <p class="muted">${raw(t('save.modern', { link: modern.value }))}</p>
 </section>
-<section class="card"><h2>${t('home.certificate')}</h2>${certificateCard(t, p.successor, p.now, 'new-certificate')}</section>`,
+<section class="card"><h2>${t('save.newCertificate')}</h2>${certificateCard(t, p.successor, p.now, 'new-certificate')}</section>`,
   );
 }
