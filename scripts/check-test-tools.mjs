@@ -6,6 +6,7 @@ const tools = [
   ['openssl', ['version'], 'openssl'],
   ['pk12util', [], 'libnss3-tools'],
   ['certutil', ['-H'], 'libnss3-tools'],
+  ['/usr/bin/chromium', ['--version'], 'chromium'],
 ];
 const missing = tools.filter(([cmd, args]) => spawnSync(cmd, args, { stdio: 'ignore' }).error);
 if (missing.length) {
