@@ -26,13 +26,14 @@ const ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
-  // Only TCP+TLS, so every handshake is the BoringSSL client-auth path the service sees.
+  // The service speaks TCP+TLS only: no QUIC attempts or fallbacks between the browser and it.
   '--disable-quic',
 ];
 
 // A missing or non-matching auto-select rule makes Chromium wait for a picker that never comes;
 // short timeouts turn that hang into a failure that names the step.
 const TIMEOUT_MS = 15_000;
+const LAUNCH_TIMEOUT_MS = 30_000; // a launch cannot hang on a picker; only a loaded CI box makes it slow
 const CLOSE_GRACE_MS = 10_000;
 
 export interface ContextOptions {
@@ -59,6 +60,7 @@ export interface BrowserWorld {
 }
 
 export async function startBrowserWorld(opts: { origin: string; issuerCn: string }): Promise<BrowserWorld> {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM} (Debian: apt-get install chromium)`);
   const origin = new URL(opts.origin).origin; // the content-settings pattern and permissions need scheme://host:port exactly
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kenshin-e2e-'));
   const home = path.join(root, 'home');
@@ -81,7 +83,7 @@ export async function startBrowserWorld(opts: { origin: string; issuerCn: string
       headless: true,
       args: ARGS,
       env: { ...process.env, HOME: home },
-      timeout: TIMEOUT_MS,
+      timeout: LAUNCH_TIMEOUT_MS,
     });
     pid = browserPid(userDataDir);
   }
@@ -157,10 +159,11 @@ function writeAutoSelectRule(userDataDir: string, origin: string, issuerCn: stri
 }
 
 function nss(tool: string, args: string[]): void {
-  // stdin closed: NSS tools prompt on the terminal for missing passwords instead of failing.
+  // No stdin: a tool that wants a password it was not given fails at once instead of waiting on a prompt.
   const r = spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
   if (r.error) throw new Error(`${tool}: ${r.error.message} (Debian: apt-get install libnss3-tools)`);
-  if (r.status !== 0) throw new Error(`${tool} ${args.join(' ')} exited with ${r.status ?? r.signal}: ${(r.stderr + r.stdout).trim()}`);
+  const shown = args.map((a, i) => (args[i - 1] === '-W' ? '***' : a)); // keep .p12 passwords out of test logs
+  if (r.status !== 0) throw new Error(`${tool} ${shown.join(' ')} exited with ${r.status ?? r.signal}: ${(r.stderr + r.stdout).trim()}`);
 }
 
 /** Chromium's SingletonLock in the profile is a symlink to "<hostname>-<pid>" of the browser process. */

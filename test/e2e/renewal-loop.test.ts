@@ -1,4 +1,4 @@
-import { test, after, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -32,7 +32,7 @@ await addUser(tenancy, { tenantCode: 'T0001', loginId: 'solo', password: PASSWOR
 await addTenant(tenancy, { code: 'T0002', name: '別の医院' }, 'test');
 // The real server with its worker pool, as `kenshin serve` runs it.
 const server = await startServer(w.config, { clock: w.clock });
-after(() => server.close());
+w.onClose(() => server.close());
 const origin = new URL(server.url).origin;
 const issuerCn = /^CN=(.+)$/m.exec(new crypto.X509Certificate(fs.readFileSync(w.runtime.paths.issuingCert)).subject)?.[1] ?? assert.fail('issuing CA without CN');
 const files = tempDir('kenshin-e2e-loop-');

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { after } from 'node:test';
 import { makeWorld, type World } from './world.js';
 import { addInstitution, addTenant, addUser } from '../../src/tenancy/service.js';
 import { issueCertificate } from '../../src/certificates/service.js';
@@ -36,7 +35,7 @@ export async function makePortalWorld(dialect: Dialect, env: Record<string, stri
   await addUser(deps, { tenantCode: 'T0002', loginId: 'other', password: PASSWORD, role: 'user', institutionNumbers: ['2712345678'] }, 'test');
 
   const server = await startServer(w.config, { clock: w.clock });
-  after(() => server.close());
+  w.onClose(() => server.close());
   const ca = fs.readFileSync(w.runtime.paths.rootCert, 'utf8');
   const certDeps = await w.runtime.certificateDeps();
   return {

@@ -16,6 +16,8 @@ export interface World {
   config: Config;
   runtime: Runtime;
   clock: ReturnType<typeof fixedClock>;
+  /** Registers cleanup that must run before the database goes away (servers, pools); runs last-in first-out. */
+  onClose(fn: () => Promise<void>): void;
 }
 
 export const T0 = '2026-11-25T03:00:00.000Z';
@@ -28,9 +30,11 @@ export async function makeWorld(dialect: Dialect, opts: { env?: Record<string, s
   const clock = fixedClock(opts.now ?? T0);
   await createHierarchy({ paths: dataPaths(dir), keyType: 'p256', commonNamePrefix: 'Kenshin Test', passphraseFromEnv: config.caPassphrase, now: clock.now() });
   const runtime = await openRuntime(config, { clock, create: true });
+  const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
     await runtime.close();
     await db.drop();
   });
-  return { dir, config, runtime, clock };
+  return { dir, config, runtime, clock, onClose: (fn) => void cleanups.push(fn) };
 }
