@@ -1,10 +1,10 @@
-import { sql, type ColumnDefinitionBuilder, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Dialect } from '../database.js';
+import { identity } from './columns.js';
 
 /** One set of migrations for SQLite and PostgreSQL; only the identity column differs. */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
-  const id = (c: ColumnDefinitionBuilder) =>
-    dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+  const id = identity(dialect);
 
   await db.schema
     .createTable('tenants')

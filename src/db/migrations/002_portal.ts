@@ -1,10 +1,10 @@
-import { type ColumnDefinitionBuilder, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Dialect } from '../database.js';
+import { identity } from './columns.js';
 
 /** The portal: renewals with their packages, server-side sessions, login throttling. */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
-  const id = (c: ColumnDefinitionBuilder) =>
-    dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+  const id = identity(dialect);
 
   await db.schema
     .createTable('renewals')
