@@ -208,6 +208,8 @@ export async function revokeCertificate(
     if (Number(res.numUpdatedRows) !== 1) {
       throw new Refusal('certificate_already_revoked', `certificate ${row.serial} is already revoked`, { field: 'serial' });
     }
+    // Revocation takes effect at once: the sessions opened with this certificate end with it.
+    await trx.deleteFrom('sessions').where('certificate_id', '=', row.id).execute();
     await appendAudit(trx, now, { actor: req.actor, action: 'certificate.revoked', tenantId: row.tenant_id, target: `certificate:${row.serial}`, details: { serial: row.serial, reason } });
   });
   return getCertificate(deps, row.serial);

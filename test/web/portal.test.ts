@@ -198,6 +198,20 @@ for (const dialect of testDialects()) {
       assert.equal((await c.get('/home')).status, 303, 'the session ended for good');
     });
 
+    test('revoking a certificate ends its sessions and refuses its next request', async () => {
+      const cert = await w.cert(300);
+      const c = w.client(cert);
+      const home = await loginAs(c, 'solo');
+      assert.match(home.text, /<h1>ホーム<\/h1>/);
+      assert.equal((await db.selectFrom('sessions').select('id_hash').where('certificate_id', '=', cert.row.id).execute()).length, 1);
+      await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'keyCompromise', actor: 'test' });
+      assert.equal((await db.selectFrom('sessions').select('id_hash').where('certificate_id', '=', cert.row.id).execute()).length, 0);
+      const next = await c.get('/home');
+      assert.equal(next.status, 403);
+      assert.equal(reasonOf(next.text), 'revoked');
+      assert.equal((await c.get('/api/v1/certificate')).json().error, 'certificate_revoked');
+    });
+
     test('security headers and cookie flags', async () => {
       const cert = await w.cert(300);
       const c = w.client(cert);
