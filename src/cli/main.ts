@@ -3,6 +3,7 @@ import { processIo, type CliIo, type ExitBox } from './context.js';
 import { registerSetup } from './commands/setup.js';
 import { registerTenancy } from './commands/tenancy.js';
 import { registerCert } from './commands/cert.js';
+import { registerAudit } from './commands/audit.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
@@ -15,6 +16,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerSetup(program, io, exit);
   registerTenancy(program, io, exit);
   registerCert(program, io, exit);
+  registerAudit(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
