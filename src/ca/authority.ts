@@ -1,7 +1,7 @@
 import { x509 } from './x509.js';
 import { keyAlgorithm, type AnyKeyType } from './keys.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Extension as AsnExtension } from '@peculiar/asn1-x509';
+import { CRLNumber, Extension as AsnExtension } from '@peculiar/asn1-x509';
 import { fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
 import { ClientCertificateSigner, type SignedCertificate } from './client-certificate.js';
@@ -70,6 +70,23 @@ export class IssuingAuthority {
       signingKey: this.signingKey,
       signingAlgorithm: keyAlgorithm(this.keyType),
       extensions: await serverExtensions({ publicKey: req.publicKey, issuer: this.issuing, names: req.names }),
+    });
+  }
+
+  /** Signs a CRL for this issuing CA (RFC 5280 §5): AKI, cRLNumber, one entry per revoked serial. */
+  async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] }): Promise<x509.X509Crl> {
+    const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
+    return x509.X509CrlGenerator.create({
+      issuer: this.issuing.subjectName,
+      thisUpdate: req.thisUpdate,
+      nextUpdate: req.nextUpdate,
+      signingKey: this.signingKey,
+      signingAlgorithm: keyAlgorithm(this.keyType),
+      extensions: [
+        new x509.AuthorityKeyIdentifierExtension(ski!.keyId, false),
+        new x509.Extension('2.5.29.20', false, AsnConvert.serialize(new CRLNumber(req.number))),
+      ],
+      entries: req.entries.map((e) => ({ serialNumber: e.serial.length % 2 ? '0' + e.serial : e.serial, revocationDate: e.revokedAt, reason: e.reason })),
     });
   }
 

@@ -111,6 +111,15 @@ export interface LoginThrottleTable {
   locked_until: string | null;
 }
 
+export interface CrlsTable {
+  issuer_fingerprint: string;
+  number: number;
+  this_update: string;
+  next_update: string;
+  revoked_count: Generated<number>;
+  der: string;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -119,6 +128,7 @@ export interface AuditHeadTable {
 
 export interface Schema {
   audit_head: AuditHeadTable;
+  crls: CrlsTable;
   renewals: RenewalsTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;

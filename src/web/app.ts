@@ -11,6 +11,7 @@ import { portalRoutes } from './routes/portal.js';
 import { renewalRoutes } from './routes/renewal.js';
 import { apiRoutes, jsonError } from './routes/api.js';
 import { helpRoutes } from './routes/help.js';
+import { crlRoutes } from './routes/crl.js';
 import { errorPage } from './views/refusal.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
@@ -64,7 +65,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     const lang = pickLang(query.lang, req.cookies[COOKIE.lang]);
     if (query.lang && query.lang === lang) reply.setCookie(COOKIE.lang, lang, { ...COOKIE_OPTIONS, httpOnly: false, maxAge: 365 * 86400 });
     const path = req.url.split('?')[0]!;
-    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path === '/healthz');
+    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path === '/healthz');
     req.kenshin = {
       lang,
       t: translator(lang),
@@ -74,6 +75,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
 
   app.get('/healthz', async () => ({ ok: true }));
   helpRoutes(app);
+  crlRoutes(app, deps);
   portalRoutes(app, deps);
   renewalRoutes(app, deps);
   apiRoutes(app, deps);

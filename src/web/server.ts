@@ -8,6 +8,7 @@ import { startMintPool } from '../ca/mint-pool.js';
 import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
 import { wipeExpiredPackages } from '../renewal/service.js';
+import { currentCrl } from '../certificates/crl.js';
 import type { Clock } from '../clock.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -42,8 +43,14 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
     },
   );
 
-  await wipeExpiredPackages(renewal);
-  const wipeTimer = setInterval(() => void wipeExpiredPackages(renewal).catch(() => undefined), 3600_000);
+  // Housekeeping at start and hourly: wipe expired packages, keep the CRL fresh (at least daily).
+  const crlDeps = { db: runtime.database.db, clock: runtime.clock, authority };
+  const housekeeping = async () => {
+    await wipeExpiredPackages(renewal);
+    await currentCrl(crlDeps);
+  };
+  await housekeeping();
+  const wipeTimer = setInterval(() => void housekeeping().catch(() => undefined), 3600_000);
   wipeTimer.unref();
 
   await app.listen({ host: config.listen.host, port: config.listen.port });

@@ -84,6 +84,18 @@ for (const dialect of testDialects()) {
       assert.equal((await db.selectFrom('certificates').select('id').where('predecessor_id', '=', cert.row.id).execute()).length, 1);
     });
 
+    test('the CRL is public at a stable URL, in DER and PEM', async () => {
+      const revoked = await w.cert(100);
+      await revokeCertificate({ db, clock: w.clock }, { serial: revoked.row.serial, reason: 'keyCompromise', actor: 'test' });
+      const anon = w.client();
+      const der = await anon.get('/crl/issuing.crl');
+      assert.equal(der.status, 200);
+      assert.equal(der.headers['content-type'], 'application/pkix-crl');
+      assert.match(run('openssl', ['crl', '-inform', 'DER', '-noout', '-text'], der.body), new RegExp(`Serial Number: 0?${revoked.row.serial.toUpperCase()}`));
+      const pem = await anon.get('/crl/issuing.crl.pem');
+      assert.match(pem.text, /^-----BEGIN X509 CRL-----/);
+    });
+
     test('refusals are JSON with stable codes', async () => {
       assert.equal((await w.client().get('/api/v1/certificate')).json().error, 'no_certificate');
       const early = await w.cert(200);

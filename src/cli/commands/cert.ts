@@ -7,6 +7,7 @@ import type { ValidityRequest } from '../../certificates/validity.js';
 import { Refusal, invalidInput } from '../../errors.js';
 import { table } from '../output.js';
 import type { KeyType, Pkcs12ProfileName } from '../../config.js';
+import { publishCrl } from '../../certificates/crl.js';
 
 const ACTOR = 'cli';
 
@@ -169,7 +170,14 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         const rt = await runtime();
         const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR });
-        out.result(c, () => `revoked ${c.serial} (${c.revocationReason})`);
+        // Publish at once so proxies see it; if the CA key is unavailable here, `serve` republishes within the hour.
+        let crlNumber: number | null = null;
+        try {
+          crlNumber = (await publishCrl({ db: rt.database.db, clock: rt.clock, authority: await rt.authority() })).number;
+        } catch (e) {
+          io.stderr(`kenshin: warning: revoked, but the CRL could not be published now (${(e as Error).message}); kenshin serve will publish it\n`);
+        }
+        out.result({ ...c, crlNumber }, () => `revoked ${c.serial} (${c.revocationReason})${crlNumber ? `; CRL #${crlNumber} published` : ''}`);
       }),
     );
 }

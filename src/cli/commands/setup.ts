@@ -4,6 +4,8 @@ import { initialise, type InitResult } from '../../setup/init.js';
 import { isInitialised } from '../../ca/hierarchy.js';
 import { dataPaths, parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
+import { currentCrl } from '../../certificates/crl.js';
+import fs from 'node:fs';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -60,6 +62,17 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     );
 
   const ca = program.command('ca').description('the certificate authority');
+  ca.command('crl')
+    .description('print the current CRL of the issuing CA (PEM), regenerating it when stale')
+    .option('--der <FILE>', 'also write it in DER to FILE')
+    .action(async (o: { der?: string }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
+        const rt = await runtime();
+        const crl = await currentCrl({ db: rt.database.db, clock: rt.clock, authority: await rt.authority() });
+        if (o.der) fs.writeFileSync(o.der, crl.der);
+        io.stdout(crl.pem);
+      }),
+    );
   ca.command('cert')
     .description('print the root CA certificate (PEM), for trust stores and reverse proxies')
     .option('--chain', 'print root + issuing CA')

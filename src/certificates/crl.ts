@@ -1,0 +1,93 @@
+import type { Db } from '../db/database.js';
+import type { Clock } from '../clock.js';
+import type { IssuingAuthority } from '../ca/authority.js';
+import { x509 } from '../ca/x509.js';
+import { DAY_MS } from '../clock.js';
+import { pemEncode } from '../ca/pem.js';
+import { REVOCATION_REASONS, type RevocationReason } from './service.js';
+
+/**
+ * The certificate revocation list of the issuing CA, for reverse proxies (nginx `ssl_crl`) and third
+ * parties. Kenshin itself checks revocation in its database on every request; the CRL is how the
+ * rest of the world learns it. Regenerated after every revocation and whenever it is older than a
+ * day; nextUpdate is two days out so a missed run does not make relying parties reject everyone.
+ */
+export const CRL_VALIDITY_MS = 2 * DAY_MS;
+const REFRESH_AFTER_MS = DAY_MS;
+
+export interface CrlDeps {
+  db: Db;
+  clock: Clock;
+  authority: IssuingAuthority;
+}
+
+const REASON_CODES: Record<RevocationReason, x509.X509CrlReason> = {
+  unspecified: x509.X509CrlReason.unspecified,
+  keyCompromise: x509.X509CrlReason.keyCompromise,
+  affiliationChanged: x509.X509CrlReason.affiliationChanged,
+  superseded: x509.X509CrlReason.superseded,
+  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
+  privilegeWithdrawn: x509.X509CrlReason.privilegeWithdrawn,
+};
+
+export interface PublishedCrl {
+  number: number;
+  thisUpdate: string;
+  nextUpdate: string;
+  der: Uint8Array;
+  pem: string;
+}
+
+/** Signs and stores a new CRL with the next number. The row lock / write lock serialises numbering. */
+export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
+  const issuer = await deps.authority.issuingFingerprint();
+  const now = deps.clock.now();
+  const nextUpdate = new Date(now.getTime() + CRL_VALIDITY_MS);
+  return deps.db.transaction().execute(async (trx) => {
+    // Claim the next number first (a write), so concurrent publishers get distinct numbers.
+    const bumped = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirst();
+    const number = bumped?.number ?? 1;
+    if (!bumped) await trx.insertInto('crls').values({ issuer_fingerprint: issuer, number, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' }).execute();
+    const revoked = await trx
+      .selectFrom('certificates')
+      .select(['serial', 'revoked_at', 'revocation_reason'])
+      .where('issuer_fingerprint', '=', issuer)
+      .where('status', '=', 'revoked')
+      .orderBy('revoked_at')
+      .execute();
+    const crl = await deps.authority.signCrl({
+      number,
+      thisUpdate: now,
+      nextUpdate,
+      entries: revoked.map((r) => ({
+        serial: r.serial,
+        revokedAt: new Date(r.revoked_at ?? now),
+        reason: REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified'],
+      })),
+    });
+    const der = new Uint8Array(crl.rawData);
+    await trx
+      .updateTable('crls')
+      .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: revoked.length, der: Buffer.from(der).toString('base64') })
+      .where('issuer_fingerprint', '=', issuer)
+      .execute();
+    return { number, thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString(), der, pem: pemEncode(der, 'X509 CRL') };
+  });
+}
+
+/** The current CRL, regenerated first when it is missing, a day old, or older than a revocation. */
+export async function currentCrl(deps: CrlDeps): Promise<PublishedCrl> {
+  const issuer = await deps.authority.issuingFingerprint();
+  const row = await deps.db.selectFrom('crls').selectAll().where('issuer_fingerprint', '=', issuer).executeTakeFirst();
+  const now = deps.clock.now();
+  if (row && row.der) {
+    // Revocation is one-way, so a different count means a revocation the CRL does not list yet.
+    const revoked = await deps.db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
+    const stale = now.getTime() - new Date(row.this_update).getTime() > REFRESH_AFTER_MS || Number(revoked.n) !== row.revoked_count;
+    if (!stale) {
+      const der = new Uint8Array(Buffer.from(row.der, 'base64'));
+      return { number: row.number, thisUpdate: row.this_update, nextUpdate: row.next_update, der, pem: pemEncode(der, 'X509 CRL') };
+    }
+  }
+  return publishCrl(deps);
+}

@@ -1,0 +1,73 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { testDialects } from '../helpers/databases.js';
+import { makeWorld } from '../helpers/world.js';
+import { addTenant } from '../../src/tenancy/service.js';
+import { issueCertificate, revokeCertificate } from '../../src/certificates/service.js';
+import { currentCrl, publishCrl } from '../../src/certificates/crl.js';
+import { run, tryRun } from '../helpers/openssl.js';
+
+for (const dialect of testDialects()) {
+  describe(`CRL on ${dialect}`, async () => {
+    const w = await makeWorld(dialect);
+    const deps = await w.runtime.certificateDeps();
+    const authority = await w.runtime.authority();
+    const crlDeps = { db: deps.db, clock: w.clock, authority };
+    await addTenant({ db: deps.db, clock: w.clock }, { code: 'T0001', name: '山田クリニック' }, 'test');
+    const certs: Awaited<ReturnType<typeof issueCertificate>>[] = [];
+    for (let i = 0; i < 6; i++) certs.push(await issueCertificate(deps, { tenantCode: 'T0001', keyType: 'p256', profile: 'compatible', validity: { kind: 'default' }, actor: 'test' }));
+    const reasons = ['keyCompromise', 'superseded', 'cessationOfOperation', 'unspecified', 'affiliationChanged'];
+    for (const [i, reason] of reasons.entries()) await revokeCertificate({ db: deps.db, clock: w.clock }, { serial: certs[i]!.serial, reason, actor: 'test' });
+    const chain = path.join(w.dir, 'chain.pem');
+    fs.writeFileSync(chain, fs.readFileSync(w.runtime.paths.rootCert, 'utf8') + fs.readFileSync(w.runtime.paths.issuingCert, 'utf8'));
+
+    test('the CRL verifies with openssl, is numbered and lists every revoked serial with its reason', async () => {
+      const crl = await publishCrl(crlDeps);
+      const file = path.join(w.dir, 'crl.pem');
+      fs.writeFileSync(file, crl.pem);
+      assert.match(run('openssl', ['crl', '-in', file, '-CAfile', chain, '-noout']), /verify OK/);
+      const text = run('openssl', ['crl', '-in', file, '-noout', '-text']);
+      assert.match(text, new RegExp(`X509v3 CRL Number: \\n\\s+${crl.number}\\n`));
+      assert.match(text, /Next Update: /);
+      assert.match(text, /X509v3 Authority Key Identifier/);
+      for (const c of certs.slice(0, 5)) assert.match(text, new RegExp(`Serial Number: 0?${c.serial.toUpperCase()}\\n`));
+      assert.doesNotMatch(text, new RegExp(certs[5]!.serial.toUpperCase()));
+      assert.match(text, /Key Compromise/);
+      assert.match(text, /Cessation Of Operation/);
+      const again = await publishCrl(crlDeps);
+      assert.equal(again.number, crl.number + 1);
+    });
+
+    test('openssl verify -crl_check refuses the revoked certificates and accepts the others', async () => {
+      const crl = await currentCrl(crlDeps);
+      const file = path.join(w.dir, 'crl-check.pem');
+      fs.writeFileSync(file, crl.pem);
+      for (const [i, c] of certs.entries()) {
+        const leaf = path.join(w.dir, `leaf${i}.pem`);
+        fs.writeFileSync(leaf, c.certificatePem);
+        const r = tryRun('openssl', ['verify', '-crl_check', '-CAfile', w.runtime.paths.rootCert, '-untrusted', w.runtime.paths.issuingCert, '-CRLfile', file, leaf]);
+        if (i < 5) {
+          assert.equal(r.ok, false, `certificate ${i} is revoked`);
+          assert.match(r.out, /certificate revoked/);
+        } else {
+          assert.equal(r.ok, true, r.out);
+        }
+      }
+    });
+
+    test('currentCrl reuses a fresh CRL and republishes after a new revocation', async () => {
+      const a = await currentCrl(crlDeps);
+      const b = await currentCrl(crlDeps);
+      assert.equal(b.number, a.number);
+      w.clock.advance(1000);
+      await revokeCertificate({ db: deps.db, clock: w.clock }, { serial: certs[5]!.serial, actor: 'test' });
+      const c = await currentCrl(crlDeps);
+      assert.equal(c.number, a.number + 1);
+      w.clock.advance(25 * 3600_000);
+      const d = await currentCrl(crlDeps);
+      assert.equal(d.number, c.number + 1, 'a day-old CRL is refreshed');
+    });
+  });
+}
