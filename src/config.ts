@@ -42,6 +42,8 @@ export interface Config {
   sessionIdleMinutes: number;
   /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
   mintWorkers: number;
+  /** pino level of the JSON request log on stdout ('silent' turns it off). */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
 }
 
 export type ConfigOverrides = Partial<Config>;
@@ -94,6 +96,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     operatorContact: env.KENSHIN_OPERATOR_CONTACT ?? 'Kenshin Cloud サポート窓口 / support (configure KENSHIN_OPERATOR_CONTACT)',
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
+    logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
   const merged: Config = { ...base };
   for (const [k, v] of Object.entries(overrides)) {

@@ -1,4 +1,5 @@
 import type https from 'node:https';
+import type { Logger } from 'pino';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
@@ -32,13 +33,14 @@ const STATUS: Partial<Record<RefusalCode, number>> = {
  */
 export interface BuildOptions {
   https?: https.ServerOptions;
+  logger?: Logger;
   /** Where the client certificate comes from (the TLS socket by default). */
   presented?: (req: FastifyRequest) => PresentedCertificate;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const presented = opts.presented ?? presentedFromTls;
-  const app = Fastify({ logger: false, ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  const app = Fastify({ ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }), ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(helmet, {

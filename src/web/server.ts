@@ -12,6 +12,7 @@ import { currentCrl } from '../certificates/crl.js';
 import type { Clock } from '../clock.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { requestLogger } from './logging.js';
 
 export interface RunningServer {
   url: string;
@@ -26,7 +27,7 @@ export interface RunningServer {
  * handshake (rejectUnauthorized: false): the application decides, so a refused user gets a page
  * that says why and what to do, not a browser error.
  */
-export async function startServer(config: Config, opts: { clock?: Clock } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { clock?: Clock; logStream?: NodeJS.WritableStream } = {}): Promise<RunningServer> {
   const runtime = await openRuntime(config, opts.clock ? { clock: opts.clock } : {});
   const authority = await runtime.authority();
   const tls = await ensureServerCertificate(authority, runtime.paths, config.serverNames, readPassphrase(config.caPassphrase, runtime.paths.caPassphraseFile), runtime.clock.now());
@@ -39,6 +40,7 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
   const app = await buildApp(
     { runtime, renewal, csrfKey },
     {
+      logger: requestLogger(config.logLevel, opts.logStream),
       https: { key: tls.keyPem, cert: tls.certChainPem, ca: [authority.root.toString('pem'), authority.issuing.toString('pem')], requestCert: true, rejectUnauthorized: false },
     },
   );

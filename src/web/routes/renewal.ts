@@ -51,7 +51,8 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!csrfOk(p, req)) return csrfFailed(req, reply);
     try {
       // Idempotent: a double click or a second tab gets the same successor and package.
-      await startRenewal(deps.renewal, p.cert, `user:${p.user.login_id}`);
+      const r = await startRenewal(deps.renewal, p.cert, `user:${p.user.login_id}`);
+      req.log.info({ predecessor: p.cert.serial, successor: r.successor.serial, created: r.created }, 'renewal started');
     } catch (e) {
       if (isRefusal(e) && (e.code === 'not_in_window' || e.code === 'package_expired')) return reply.redirect('/renewal/check', 303);
       throw e;

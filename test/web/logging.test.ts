@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Writable } from 'node:stream';
+import { makeWorld } from '../helpers/world.js';
+import { TlsClient } from '../helpers/client.js';
+import { addInstitution, addTenant, addUser } from '../../src/tenancy/service.js';
+import { issueCertificate } from '../../src/certificates/service.js';
+import { startServer } from '../../src/web/server.js';
+import { DAY_MS } from '../../src/clock.js';
+
+test('the request log of a full renewal holds no password, package password, key or session token', async () => {
+  const w = await makeWorld('sqlite', { env: { KENSHIN_LISTEN: '127.0.0.1:0', KENSHIN_MINT_WORKERS: '0', KENSHIN_LOG_LEVEL: 'debug' } });
+  const deps = { db: w.runtime.database.db, clock: w.clock };
+  const loginPassword = 'a very secret login password';
+  await addTenant(deps, { code: 'T0001', name: '山田クリニック' }, 'test');
+  await addInstitution(deps, { tenantCode: 'T0001', number: '1312345678', name: '本院' }, 'test');
+  await addUser(deps, { tenantCode: 'T0001', loginId: 'solo', password: loginPassword, institutionNumbers: ['1312345678'] }, 'test');
+  const now = w.clock.now().getTime();
+  const cert = await issueCertificate(await w.runtime.certificateDeps(), {
+    tenantCode: 'T0001',
+    keyType: 'p256',
+    profile: 'compatible',
+    validity: { kind: 'explicit', notBefore: new Date(now - 1000 * DAY_MS), notAfter: new Date(now + 60 * DAY_MS) },
+    actor: 'test',
+  });
+
+  const lines: string[] = [];
+  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)), done()) });
+  const server = await startServer(w.config, { clock: w.clock, logStream: sink });
+  w.onClose(() => server.close());
+  const c = new TlsClient(server.url, fs.readFileSync(w.runtime.paths.rootCert, 'utf8'), { file: cert.pkcs12, password: cert.password });
+
+  const page = await c.get('/');
+  const check = await c.follow(await c.submit(page, '/login', { loginId: 'solo', password: loginPassword }));
+  const confirm = await c.get('/renewal/confirm');
+  assert.match(check.text + confirm.text, /開始する/);
+  const save = await c.follow(await c.submit(confirm, '/renewal'));
+  const revealed = await c.submit(save, '/renewal/package/password');
+  const packagePassword = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
+  assert.ok(packagePassword);
+  const file = await c.get('/renewal/package/download');
+  assert.equal(file.status, 200);
+  const api = await c.request('POST', '/api/v1/certificate/renewal', { json: {} });
+  const apiPass = api.json<{ pass: string }>().pass;
+
+  assert.ok(lines.length >= 8, `request lines were logged (${lines.length})`);
+  for (const line of lines) JSON.parse(line); // every line is JSON
+  const log = lines.join('\n');
+  assert.match(log, /"msg":"renewal started"/);
+  const secrets = {
+    'the login password': loginPassword,
+    'the package password': packagePassword!,
+    'the API package password': apiPass,
+    'the session token': c.cookies.get('kenshin_session')!,
+    'the issued .p12': file.body.subarray(0, 48).toString('base64'),
+    'the client .p12 password': cert.password,
+  };
+  for (const [what, secret] of Object.entries(secrets)) assert.ok(!log.includes(secret), `${what} must not be in the log`);
+  assert.doesNotMatch(log, /PRIVATE KEY/);
+});
