@@ -42,6 +42,15 @@ export interface Config {
   sessionIdleMinutes: number;
   /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
   mintWorkers: number;
+  /** Days before expiry at which the tenant's contact is mailed (Japanese medical PKI practice). */
+  reminderDays: number[];
+  /** smtp://user:pass@host:587 (STARTTLS when offered) or smtps://… (TLS); unset: no mail is sent. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  /** Escalation address: certificates that expired without a successor. */
+  operatorEmail: string | undefined;
+  /** The portal URL written into reminder mails. */
+  publicUrl: string;
   /** pino level of the JSON request log on stdout ('silent' turns it off). */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
 }
@@ -73,6 +82,14 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+function parseDays(raw: string): number[] {
+  const days = raw.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (days.length === 0 || days.some((d) => !Number.isInteger(d) || d < 1 || d > 365)) {
+    throw invalidInput('KENSHIN_REMINDER_DAYS', `expected comma-separated whole days from 1 to 365, got "${raw}"`);
+  }
+  return [...new Set(days)].sort((a, b) => b - a);
+}
+
 export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.env): Config {
   const dataDir = path.resolve(overrides.dataDir ?? env.KENSHIN_DATA_DIR ?? './data');
   const base: Config = {
@@ -96,6 +113,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     operatorContact: env.KENSHIN_OPERATOR_CONTACT ?? 'Kenshin Cloud サポート窓口 / support (configure KENSHIN_OPERATOR_CONTACT)',
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
+    reminderDays: parseDays(env.KENSHIN_REMINDER_DAYS ?? '90,60,30,15,7,3,1'),
+    smtpUrl: env.KENSHIN_SMTP_URL || undefined,
+    mailFrom: env.KENSHIN_MAIL_FROM ?? 'Kenshin Cloud <no-reply@kenshin.invalid>',
+    operatorEmail: env.KENSHIN_OPERATOR_EMAIL || undefined,
+    publicUrl: env.KENSHIN_PUBLIC_URL ?? `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`,
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
   const merged: Config = { ...base };
@@ -105,6 +127,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
   merged.dataDir = dataDir;
   if (merged.crlUrl !== undefined && !/^https?:\/\//.test(merged.crlUrl)) {
     throw invalidInput('KENSHIN_CRL_URL', `expected an http(s) URL, got "${merged.crlUrl}"`);
+  }
+  if (merged.smtpUrl !== undefined && !/^smtps?:\/\//.test(merged.smtpUrl)) {
+    throw invalidInput('KENSHIN_SMTP_URL', 'expected smtp://user:pass@host:port or smtps://…');
   }
   if (merged.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {
     throw invalidInput('KENSHIN_DATABASE_URL', 'expected a postgres:// URL (leave it unset for the embedded SQLite database)');

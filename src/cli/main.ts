@@ -4,6 +4,7 @@ import { registerSetup } from './commands/setup.js';
 import { registerTenancy } from './commands/tenancy.js';
 import { registerCert } from './commands/cert.js';
 import { registerAudit } from './commands/audit.js';
+import { registerReminders } from './commands/reminders.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
@@ -17,6 +18,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerTenancy(program, io, exit);
   registerCert(program, io, exit);
   registerAudit(program, io, exit);
+  registerReminders(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -7,6 +7,7 @@ import type { Schema } from './schema.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_portal.js';
 import * as m003 from './migrations/003_crl.js';
+import * as m004 from './migrations/004_reminders.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   '001_initial': m001,
   '002_portal': m002,
   '003_crl': m003,
+  '004_reminders': m004,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -120,6 +120,15 @@ export interface CrlsTable {
   der: string;
 }
 
+export interface RemindersTable {
+  certificate_id: number;
+  threshold: number;
+  status: 'sending' | 'sent';
+  recipient: string;
+  claimed_at: string;
+  sent_at: string | null;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -129,6 +138,7 @@ export interface AuditHeadTable {
 export interface Schema {
   audit_head: AuditHeadTable;
   crls: CrlsTable;
+  reminders: RemindersTable;
   renewals: RenewalsTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;

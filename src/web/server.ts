@@ -9,6 +9,8 @@ import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
 import { wipeExpiredPackages } from '../renewal/service.js';
 import { currentCrl } from '../certificates/crl.js';
+import { runReminders } from '../reminders/service.js';
+import { configuredReminders } from '../reminders/configured.js';
 import type { Clock } from '../clock.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -47,9 +49,12 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
 
   // Housekeeping at start and hourly: wipe expired packages, keep the CRL fresh (at least daily).
   const crlDeps = { db: runtime.database.db, clock: runtime.clock, authority };
+  const reminders = configuredReminders(runtime.database.db, runtime.clock, config);
   const housekeeping = async () => {
     await wipeExpiredPackages(renewal);
     await currentCrl(crlDeps);
+    // Several instances may run this at once: the reminder ledger sends each mail once.
+    if (reminders.mailer) await runReminders(reminders);
   };
   await housekeeping();
   const wipeTimer = setInterval(() => void housekeeping().catch(() => undefined), 3600_000);
