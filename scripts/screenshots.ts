@@ -20,7 +20,7 @@ const ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-back
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kenshin-shots-'));
-  const config = loadConfig({ dataDir: dir }, { ...process.env, KENSHIN_LISTEN: '127.0.0.1:0', KENSHIN_DATA_DIR: dir, KENSHIN_DATABASE_URL: '', KENSHIN_LOG_LEVEL: 'warn', KENSHIN_OPERATOR_CONTACT: 'Kenshin Cloud 運用窓口 (平日 9:00-17:00) support@kenshin.example.jp' });
+  const config = loadConfig({ dataDir: dir }, { ...process.env, KENSHIN_LISTEN: '127.0.0.1:0', KENSHIN_DATA_DIR: dir, KENSHIN_DATABASE_URL: '', KENSHIN_LOG_LEVEL: 'warn', KENSHIN_METRICS_LISTEN: 'off', KENSHIN_OPERATOR_CONTACT: 'Kenshin Cloud 運用窓口 (平日 9:00-17:00) support@kenshin.example.jp' });
   const init = await initialise(config, { demo: true });
   const demo = init.demo!;
   const server = await startServer(config);

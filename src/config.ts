@@ -51,6 +51,8 @@ export interface Config {
   operatorEmail: string | undefined;
   /** The portal URL written into reminder mails. */
   publicUrl: string;
+  /** Plain-HTTP loopback listener for Prometheus' /metrics, apart from the client-certificate port; undefined = off. */
+  metricsListen: { host: string; port: number } | undefined;
   /** pino level of the JSON request log on stdout ('silent' turns it off). */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
 }
@@ -118,6 +120,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     mailFrom: env.KENSHIN_MAIL_FROM ?? 'Kenshin Cloud <no-reply@kenshin.invalid>',
     operatorEmail: env.KENSHIN_OPERATOR_EMAIL || undefined,
     publicUrl: env.KENSHIN_PUBLIC_URL ?? `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`,
+    metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
   const merged: Config = { ...base };

@@ -73,6 +73,10 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
       t: translator(lang),
       identity: needsIdentity ? await identify(deps.runtime.database.db, deps.runtime.clock, presented(req)) : { kind: 'none' },
     };
+    if (needsIdentity && req.kenshin.identity.kind !== 'ok') deps.metrics?.refusals.inc({ reason: req.kenshin.identity.kind });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics?.requestDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
   app.get('/healthz', async () => ({ ok: true }));

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Runtime } from '../runtime.js';
 import type { RenewalDeps } from '../renewal/service.js';
+import type { Metrics } from '../metrics/registry.js';
 import type { PeerIdentity, PresentedCertificate } from '../identity/peer.js';
 import { translator, type Lang, type T } from './i18n/index.js';
 import type { PageContext } from './views/layout.js';
@@ -14,6 +15,7 @@ export interface AppDeps {
   renewal: RenewalDeps;
   /** Signs pre-login CSRF tokens. */
   csrfKey: Buffer;
+  metrics?: Metrics | undefined;
 }
 
 /** Per-request facts, computed once in the onRequest hook. */

@@ -13,11 +13,15 @@ import { runReminders } from '../reminders/service.js';
 import { configuredReminders } from '../reminders/configured.js';
 import type { Clock } from '../clock.js';
 import type { FastifyInstance } from 'fastify';
+import http from 'node:http';
 import { buildApp } from './app.js';
+import { createMetrics } from '../metrics/registry.js';
 import { requestLogger } from './logging.js';
 
 export interface RunningServer {
   url: string;
+  /** http://127.0.0.1:PORT/metrics when the metrics listener is on. */
+  metricsUrl: string | undefined;
   port: number;
   app: FastifyInstance;
   runtime: Runtime;
@@ -39,8 +43,9 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
+  const metrics = createMetrics(runtime.database.db, runtime.clock);
   const app = await buildApp(
-    { runtime, renewal, csrfKey },
+    { runtime, renewal, csrfKey, metrics },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
       https: { key: tls.keyPem, cert: tls.certChainPem, ca: [authority.root.toString('pem'), authority.issuing.toString('pem')], requestCert: true, rejectUnauthorized: false },
@@ -61,16 +66,37 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   wipeTimer.unref();
 
   await app.listen({ host: config.listen.host, port: config.listen.port });
+  // Metrics on their own loopback port: Prometheus scrapes without a client certificate, and the
+  // port is not reachable from the clinics' side.
+  let metricsServer: http.Server | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metricsListen) {
+    metricsServer = http.createServer((req, res) => {
+      if (req.method !== 'GET' || req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      metrics.registry.metrics().then(
+        (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => metricsServer!.listen(config.metricsListen!.port, config.metricsListen!.host, resolve));
+    const a = metricsServer.address();
+    metricsUrl = `http://${config.metricsListen.host}:${typeof a === 'object' && a ? a.port : config.metricsListen.port}/metrics`;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   return {
     url: `https://${host}:${port}/`,
+    metricsUrl,
     port,
     app,
     runtime,
     async close() {
       clearInterval(wipeTimer);
+      if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
       await app.close();
       await minter.close();
       await runtime.close();

@@ -25,7 +25,7 @@ export const T0 = '2026-11-25T03:00:00.000Z';
 export async function makeWorld(dialect: Dialect, opts: { env?: Record<string, string>; now?: string } = {}): Promise<World> {
   const dir = tempDir();
   const db = await freshDatabaseUrl(dialect);
-  const env: Record<string, string | undefined> = { KENSHIN_CA_PASSPHRASE: 'test-passphrase', KENSHIN_LOG_LEVEL: 'silent', ...opts.env, KENSHIN_DATABASE_URL: db.url };
+  const env: Record<string, string | undefined> = { KENSHIN_CA_PASSPHRASE: 'test-passphrase', KENSHIN_LOG_LEVEL: 'silent', KENSHIN_METRICS_LISTEN: '127.0.0.1:0', ...opts.env, KENSHIN_DATABASE_URL: db.url };
   const config = loadConfig({ dataDir: dir }, env);
   const clock = fixedClock(opts.now ?? T0);
   await createHierarchy({ paths: dataPaths(dir), keyType: 'p256', commonNamePrefix: 'Kenshin Test', passphraseFromEnv: config.caPassphrase, now: clock.now() });

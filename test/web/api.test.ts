@@ -96,6 +96,23 @@ for (const dialect of testDialects()) {
       assert.match(pem.text, /^-----BEGIN X509 CRL-----/);
     });
 
+    test('Prometheus metrics on the loopback port: certificates by state and expiry, refusals, renewals, durations', async () => {
+      assert.ok(w.server.metricsUrl);
+      await w.client().get('/api/v1/certificate'); // a refusal: no certificate
+      const res = await fetch(w.server.metricsUrl!);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const value = (re: RegExp) => Number(re.exec(text)?.[1]);
+      const active = await db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'active').where('not_after', '>', w.clock.now().toISOString()).executeTakeFirstOrThrow();
+      assert.equal(value(/^kenshin_certificates\{state="active"\} (\d+)$/m), Number(active.n));
+      assert.ok(value(/^kenshin_certificates\{state="revoked"\} (\d+)$/m) >= 1);
+      assert.ok(value(/^kenshin_certificates_expiring\{within_days="90"\} (\d+)$/m) >= value(/^kenshin_certificates_expiring\{within_days="15"\} (\d+)$/m));
+      assert.ok(value(/^kenshin_refusals_total\{reason="none"\} (\d+)$/m) >= 1);
+      assert.ok(value(/^kenshin_renewals_total\{result="created"\} (\d+)$/m) >= 1);
+      assert.match(text, /^kenshin_http_request_duration_seconds_count\{route="\/api\/v1\/certificate",method="GET",status="401"\} \d+$/m);
+      assert.equal((await fetch(w.server.metricsUrl!.replace('/metrics', '/other'))).status, 404);
+    });
+
     test('refusals are JSON with stable codes', async () => {
       assert.equal((await w.client().get('/api/v1/certificate')).json().error, 'no_certificate');
       const early = await w.cert(200);

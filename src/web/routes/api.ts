@@ -77,7 +77,9 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
       await jsonError(reply, 403, 'cross_site_request', 'renewal must be requested by the certificate holder, not from another site');
       return undefined;
     }
-    return startRenewal(deps.renewal, cert, `cert:${cert.serial}`);
+    const r = await startRenewal(deps.renewal, cert, `cert:${cert.serial}`);
+    deps.metrics?.renewals.inc({ result: r.created ? 'created' : 'existing' });
+    return r;
   };
 
   app.post('/api/v1/certificate/renewal', async (req, reply) => {

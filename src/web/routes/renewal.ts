@@ -53,6 +53,7 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
       // Idempotent: a double click or a second tab gets the same successor and package.
       const r = await startRenewal(deps.renewal, p.cert, `user:${p.user.login_id}`);
       req.log.info({ predecessor: p.cert.serial, successor: r.successor.serial, created: r.created }, 'renewal started');
+      deps.metrics?.renewals.inc({ result: r.created ? 'created' : 'existing' });
     } catch (e) {
       if (isRefusal(e) && (e.code === 'not_in_window' || e.code === 'package_expired')) return reply.redirect('/renewal/check', 303);
       throw e;
