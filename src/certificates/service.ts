@@ -113,6 +113,22 @@ export async function recordCertificate(deps: Pick<CertificateDeps, 'db' | 'cloc
   return deps.db.transaction().execute((trx) => insertCertificate(trx, minted, meta, deps.issuerFingerprint, now));
 }
 
+/**
+ * Re-issue for a certificate that can no longer renew itself (expired, lost, revoked): a new key and
+ * certificate with exactly the same subject, linked to it, handed over out of band by the operator.
+ */
+export async function reissueCertificate(
+  deps: CertificateDeps,
+  req: { serial: string; keyType: AnyKeyType; profile: Pkcs12Profile; validity: ValidityRequest; actor: string },
+): Promise<IssueResult> {
+  const predecessor = await findBySerial(deps.db, req.serial);
+  const tenant = await deps.db.selectFrom('tenants').selectAll().where('id', '=', predecessor.tenant_id).executeTakeFirstOrThrow();
+  const { notBefore, notAfter } = resolveValidity(req.validity, deps.validity, deps.clock.now());
+  const minted = await deps.minter.mint({ subjectDer: subjectDerOf(predecessor), displayName: tenant.name, keyType: req.keyType, profile: req.profile, notBefore, notAfter });
+  const row = await recordCertificate(deps, minted, { tenant, label: predecessor.label, keyType: req.keyType, issuedVia: 'reissue', predecessorId: predecessor.id, actor: req.actor });
+  return { ...minted, row, tenant };
+}
+
 /** The subject DER of an existing certificate, for a renewal or re-issue that must keep it exactly. */
 export function subjectDerOf(row: CertificateRow): Uint8Array {
   return new Uint8Array(Buffer.from(row.subject_der, 'base64'));

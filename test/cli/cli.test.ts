@@ -94,6 +94,21 @@ for (const dialect of testDialects()) {
       assert.match(again.stderr, /already revoked/);
     });
 
+    test('cert issue --reissue: after expiry, a new certificate with the same subject, linked to the old one', async () => {
+      const old = await k(['cert', 'issue', '--tenant', 'T0001', '--label', '受付PC', '--out', path.join(dir, 'old.p12'), '--key', 'p256', '--not-before', '2023-01-01T00:00:00Z', '--not-after', '2026-01-01T00:00:00Z', '--json']);
+      assert.equal(old.code, 0, old.stderr);
+      const oldSerial = old.json<{ serial: string }>().serial;
+      assert.equal((await k(['cert', 'show', oldSerial, '--json'])).json().status, 'expired');
+      const re = await k(['cert', 'issue', '--reissue', oldSerial, '--out', path.join(dir, 'reissued.p12'), '--key', 'p256', '--json']);
+      assert.equal(re.code, 0, re.stderr);
+      const { serial, password, subject } = re.json<{ serial: string; password: string; subject: string }>();
+      assert.equal(subject, 'CN=T0001, O=山田クリニック, OU=受付PC');
+      const shown = (await k(['cert', 'show', serial, '--json'])).json<{ predecessorSerial: string; issuedVia: string; status: string }>();
+      assert.deepEqual([shown.predecessorSerial, shown.issuedVia, shown.status], [oldSerial, 'reissue', 'active']);
+      assert.deepEqual((await k(['cert', 'show', oldSerial, '--json'])).json().successorSerials, [serial]);
+      assert.match(run('openssl', ['pkcs12', '-in', path.join(dir, 'reissued.p12'), '-passin', `pass:${password}`, '-info', '-noout']), /MAC: sha1/);
+    });
+
     /** Each bad input: exit 2, one line naming the problem, database and files exactly as before. */
     const refusals: [string, string[], RegExp, { stdin?: string; env?: Record<string, string> }?][] = [
       ['unknown tenant', ['cert', 'issue', '--tenant', 'NOPE', '--out', path.join(dir, 'nope.p12')], /unknown tenant "NOPE"/],
@@ -110,6 +125,9 @@ for (const dialect of testDialects()) {
       ['an output directory that does not exist', ['cert', 'issue', '--tenant', 'T0001', '--out', path.join(dir, 'no/such/dir/x.p12')], /cannot write .*x\.p12 \(ENOENT\)/],
       ['a wrong CA passphrase', ['cert', 'issue', '--tenant', 'T0001', '--out', path.join(dir, 'x.p12')], /cannot decrypt .*issuing\.key: wrong passphrase/, { env: { KENSHIN_CA_PASSPHRASE: 'wrong' } }],
       ['an unknown serial', ['cert', 'show', 'abcdef'], /no certificate with serial abcdef/],
+      ['re-issue of an unknown serial', ['cert', 'issue', '--reissue', 'abcdef', '--out', path.join(dir, 'r.p12')], /no certificate with serial abcdef/],
+      ['re-issue with a tenant', ['cert', 'issue', '--reissue', 'abcdef', '--tenant', 'T0001', '--out', path.join(dir, 'r.p12')], /reissue: takes the tenant and label/],
+      ['issue without a tenant', ['cert', 'issue', '--out', path.join(dir, 'r.p12')], /tenant: is required/],
       ['an unknown revocation reason', ['cert', 'revoke', demo.serial, '--reason', 'lost'], /reason: expected one of/],
       ['a second init', ['init'], /already initialised/],
       ['a missing required option', ['tenant', 'add', '--code', 'X'], /required option '--name <NAME>' not specified/],

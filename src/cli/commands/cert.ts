@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { getCertificate, issueCertificate, listCertificates, revokeCertificate, REVOCATION_REASONS, type CertificateView } from '../../certificates/service.js';
+import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView } from '../../certificates/service.js';
 import type { ValidityRequest } from '../../certificates/validity.js';
 import { Refusal, invalidInput } from '../../errors.js';
 import { table } from '../output.js';
@@ -86,7 +86,8 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
   cert
     .command('issue')
     .description('issue a client certificate for a tenant and write it as a password-protected .p12')
-    .requiredOption('--tenant <CODE>', 'tenant code')
+    .option('--tenant <CODE>', 'tenant code (required unless --reissue)')
+    .option('--reissue <SERIAL>', 're-issue for this certificate (e.g. after it expired): same subject, linked to it')
     .requiredOption('--out <FILE.p12>', 'where to write the PKCS#12 file (must not exist)')
     .option('--profile <compatible|modern>', 'PKCS#12 profile: compatible (3DES/SHA-1, imports everywhere) or modern (AES-256/SHA-256)')
     .option('--key <rsa2048|p256>', 'key type')
@@ -95,10 +96,12 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
     .option('--not-before <ISO>', 'explicit start (for migrating certificates and for tests)')
     .option('--not-after <ISO>', 'explicit end')
     .option('--json', 'JSON output')
-    .action(async (o: { tenant: string; out: string; profile?: string; key?: string; label?: string; validDays?: string; notBefore?: string; notAfter?: string }, cmd: Command) =>
+    .action(async (o: { tenant?: string; reissue?: string; out: string; profile?: string; key?: string; label?: string; validDays?: string; notBefore?: string; notAfter?: string }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime, config }) => {
+        if (o.reissue !== undefined && (o.tenant !== undefined || o.label !== undefined)) throw invalidInput('reissue', 'takes the tenant and label from the certificate it replaces: leave out --tenant and --label');
+        if (o.reissue === undefined && o.tenant === undefined) throw invalidInput('tenant', 'is required (or use --reissue SERIAL)');
         const req = {
-          tenantCode: o.tenant,
+          tenantCode: o.tenant ?? '',
           keyType: keyType(o.key, config.defaultKeyType),
           profile: profile(o.profile, config.defaultPkcs12Profile),
           label: o.label,
@@ -110,7 +113,7 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
         const file = claimOutput(o.out);
         let issued;
         try {
-          issued = await issueCertificate(deps, req);
+          issued = o.reissue !== undefined ? await reissueCertificate(deps, { ...req, serial: o.reissue }) : await issueCertificate(deps, req);
         } catch (e) {
           file.abandon();
           throw e;
