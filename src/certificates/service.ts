@@ -207,28 +207,41 @@ export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 export async function revokeCertificate(
   deps: Pick<CertificateDeps, 'db' | 'clock'>,
-  req: { serial: string; reason?: string | undefined; actor: string },
-): Promise<CertificateView> {
+  req: { serial: string; reason?: string | undefined; actor: string; withSuccessors?: boolean },
+): Promise<CertificateView & { alsoRevoked: string[] }> {
   const reason = (req.reason ?? 'unspecified') as RevocationReason;
   if (!REVOCATION_REASONS.includes(reason)) throw invalidInput('reason', `expected one of ${REVOCATION_REASONS.join(', ')}, got "${req.reason}"`);
   const row = await findBySerial(deps.db, req.serial);
   const now = deps.clock.now();
+  const alsoRevoked: string[] = [];
   await deps.db.transaction().execute(async (trx) => {
     // Conditional update: two operators revoking at once cannot both "succeed" or overwrite the reason.
-    const res = await trx
-      .updateTable('certificates')
-      .set({ status: 'revoked', revoked_at: now.toISOString(), revocation_reason: reason })
-      .where('id', '=', row.id)
-      .where('status', '=', 'active')
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
+    if (!(await revokeOne(trx, row, reason, now, req.actor))) {
       throw new Refusal('certificate_already_revoked', `certificate ${row.serial} is already revoked`, { field: 'serial' });
     }
-    // Revocation takes effect at once: the sessions opened with this certificate end with it.
-    await trx.deleteFrom('sessions').where('certificate_id', '=', row.id).execute();
-    await appendAudit(trx, now, { actor: req.actor, action: 'certificate.revoked', tenantId: row.tenant_id, target: `certificate:${row.serial}`, details: { serial: row.serial, reason } });
+    // A compromised PC may already hold the renewal: "and every successor" revokes the whole line.
+    let frontier = [row.id];
+    while (req.withSuccessors && frontier.length) {
+      const next = await trx.selectFrom('certificates').selectAll().where('predecessor_id', 'in', frontier).execute();
+      for (const s of next) if (await revokeOne(trx, s, reason, now, req.actor)) alsoRevoked.push(s.serial);
+      frontier = next.map((s) => s.id);
+    }
   });
-  return getCertificate(deps, row.serial);
+  return { ...(await getCertificate(deps, row.serial)), alsoRevoked };
+}
+
+async function revokeOne(trx: Db, row: CertificateRow, reason: RevocationReason, now: Date, actor: string): Promise<boolean> {
+  const res = await trx
+    .updateTable('certificates')
+    .set({ status: 'revoked', revoked_at: now.toISOString(), revocation_reason: reason })
+    .where('id', '=', row.id)
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) return false;
+  // Revocation takes effect at once: the sessions opened with this certificate end with it.
+  await trx.deleteFrom('sessions').where('certificate_id', '=', row.id).execute();
+  await appendAudit(trx, now, { actor, action: 'certificate.revoked', tenantId: row.tenant_id, target: `certificate:${row.serial}`, details: { serial: row.serial, reason } });
+  return true;
 }
 
 function toView(r: CertificateRow, tenantCode: string, tenantName: string, predecessorSerial: string | null, successorSerials: string[], now: Date): CertificateView {

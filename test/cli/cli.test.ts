@@ -107,6 +107,11 @@ for (const dialect of testDialects()) {
       assert.deepEqual([shown.predecessorSerial, shown.issuedVia, shown.status], [oldSerial, 'reissue', 'active']);
       assert.deepEqual((await k(['cert', 'show', oldSerial, '--json'])).json().successorSerials, [serial]);
       assert.match(run('openssl', ['pkcs12', '-in', path.join(dir, 'reissued.p12'), '-passin', `pass:${password}`, '-info', '-noout']), /MAC: sha1/);
+      // Revoking the old one "with every successor" takes the re-issued one too.
+      const rev = await k(['cert', 'revoke', oldSerial, '--reason', 'keyCompromise', '--with-successors', '--json']);
+      assert.equal(rev.code, 0, rev.stderr);
+      assert.deepEqual(rev.json().alsoRevoked, [serial]);
+      assert.equal((await k(['cert', 'show', serial, '--json'])).json().status, 'revoked');
     });
 
     /** Each bad input: exit 2, one line naming the problem, database and files exactly as before. */

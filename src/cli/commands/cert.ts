@@ -168,11 +168,12 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
     .description('revoke a certificate')
     .argument('<SERIAL>', 'serial number (hex)')
     .option('--reason <REASON>', REVOCATION_REASONS.join('|'), 'unspecified')
+    .option('--with-successors', 'also revoke every certificate that renews or re-issues it')
     .option('--json', 'JSON output')
-    .action(async (serial: string, o: { reason: string }, cmd: Command) =>
+    .action(async (serial: string, o: { reason: string; withSuccessors?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         const rt = await runtime();
-        const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR });
+        const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR, withSuccessors: Boolean(o.withSuccessors) });
         // Publish at once so proxies see it; if the CA key is unavailable here, `serve` republishes within the hour.
         let crlNumber: number | null = null;
         try {
@@ -180,7 +181,7 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
         } catch (e) {
           io.stderr(`kenshin: warning: revoked, but the CRL could not be published now (${(e as Error).message}); kenshin serve will publish it\n`);
         }
-        out.result({ ...c, crlNumber }, () => `revoked ${c.serial} (${c.revocationReason})${crlNumber ? `; CRL #${crlNumber} published` : ''}`);
+        out.result({ ...c, crlNumber }, () => `revoked ${c.serial} (${c.revocationReason})${c.alsoRevoked.length ? ` and its successors ${c.alsoRevoked.join(', ')}` : ''}${crlNumber ? `; CRL #${crlNumber} published` : ''}`);
       }),
     );
 }
