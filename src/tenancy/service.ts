@@ -80,6 +80,8 @@ export async function addUser(
   if (password.length < MIN_PASSWORD_LENGTH) throw invalidInput('password', `must be at least ${MIN_PASSWORD_LENGTH} characters`);
   const numbers = [...new Set((input.institutionNumbers ?? []).map((n) => v.institutionNumber(n, 'institutions')))];
   const tenant = await findTenant(deps.db, v.tenantCode(input.tenantCode));
+  // An operator sees every tenant: the role exists only in the reserved operators' tenant.
+  if (role === 'operator' && tenant.code !== v.OPERATORS_TENANT) throw invalidInput('role', `operator users belong to the ${v.OPERATORS_TENANT} tenant`);
   const institutions = numbers.length
     ? await deps.db.selectFrom('institutions').select(['id', 'number', 'tenant_id']).where('number', 'in', numbers).execute()
     : [];

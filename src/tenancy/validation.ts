@@ -48,9 +48,13 @@ export function loginId(v: string | undefined): string {
   return s;
 }
 
-export function role(v: string | undefined): 'admin' | 'user' {
+export function role(v: string | undefined): 'admin' | 'user' | 'operator' {
   const s = (v ?? 'user').trim();
   if (s === 'admin' || s === '管理者') return 'admin';
   if (s === 'user' || s === '一般ユーザ') return 'user';
-  throw invalidInput('role', `expected admin (管理者) or user (一般ユーザ), got "${s}"`);
+  if (s === 'operator' || s === '運用者') return 'operator';
+  throw invalidInput('role', `expected admin (管理者), user (一般ユーザ) or operator (運用者), got "${s}"`);
 }
+
+/** Operators live in this reserved tenant, apart from every customer. */
+export const OPERATORS_TENANT = 'OPERATORS';

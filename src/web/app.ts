@@ -13,6 +13,7 @@ import { renewalRoutes } from './routes/renewal.js';
 import { apiRoutes, jsonError } from './routes/api.js';
 import { helpRoutes } from './routes/help.js';
 import { crlRoutes } from './routes/crl.js';
+import { adminRoutes } from '../admin/routes.js';
 import { errorPage } from './views/refusal.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
@@ -85,6 +86,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   portalRoutes(app, deps);
   renewalRoutes(app, deps);
   apiRoutes(app, deps);
+  adminRoutes(app, deps);
 
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');

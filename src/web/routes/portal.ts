@@ -136,6 +136,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     const only = result.institutions.length === 1 ? result.institutions[0]!.id : null;
     const { token, session } = await createSession(db, clock, { userId: result.user.id, certificateId: cert.id, institutionId: only });
     reply.setCookie(COOKIE.session, token, COOKIE_OPTIONS);
+    if (result.user.role === 'operator') return reply.redirect('/admin', 303);
     return reply.redirect(only ? await nextStep(deps, cert, session) : '/institutions', 303);
   });
 

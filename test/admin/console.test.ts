@@ -1,0 +1,74 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { testDialects } from '../helpers/databases.js';
+import { makePortalWorld, loginAs, PASSWORD } from '../helpers/portal-world.js';
+import { addTenant, addUser } from '../../src/tenancy/service.js';
+import { Refusal } from '../../src/errors.js';
+import { startRenewal } from '../../src/renewal/service.js';
+
+for (const dialect of testDialects()) {
+  describe(`operator console on ${dialect}`, async () => {
+    const w = await makePortalWorld(dialect);
+    const db = w.runtime.database.db;
+    await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
+    await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
+    const opsCert = await w.cert(700, { tenant: 'OPERATORS' });
+    const soon = await w.cert(20);
+    const later = await w.cert(80);
+    const renewed = await w.cert(10);
+    await startRenewal(await w.runtime.renewalDeps(), renewed.row, 'test');
+
+    test('operators land on the expiry dashboard: buckets, the monthly SVG chart, who has not renewed', async () => {
+      const c = w.client(opsCert);
+      const page = await loginAs(c, 'ops');
+      assert.equal(page.status, 200);
+      assert.match(page.text, /<h1>有効期限ダッシュボード<\/h1>/);
+      assert.match(page.text, /id="bucket-30">1</);
+      assert.match(page.text, /id="bucket-90">2</);
+      assert.match(page.text, /<svg id="expiry-chart"/);
+      assert.equal((page.text.match(/<rect /g) ?? []).length, 36);
+      assert.match(page.text, new RegExp(soon.row.serial));
+      assert.match(page.text, new RegExp(later.row.serial));
+      assert.doesNotMatch(page.text, new RegExp(`>${renewed.row.serial}<`), 'renewed certificates are done');
+    });
+
+    test('certificates: filtered list and the lineage of a renewed one', async () => {
+      const c = w.client(opsCert);
+      await loginAs(c, 'ops');
+      const list = await c.get('/admin/certificates?tenant=T0001&within=30');
+      assert.match(list.text, new RegExp(soon.row.serial));
+      assert.doesNotMatch(list.text, new RegExp(later.row.serial));
+      const detail = await c.get(`/admin/certificates/${renewed.row.serial}`);
+      assert.match(detail.text, /id="lineage"/);
+      const successor = await db.selectFrom('certificates').select('serial').where('predecessor_id', '=', renewed.row.id).executeTakeFirstOrThrow();
+      assert.match(detail.text, new RegExp(`/admin/certificates/${successor.serial}`));
+      assert.equal((await c.get('/admin/certificates/zzzz')).status, 400);
+    });
+
+    test('audit log: filters and CSV', async () => {
+      const c = w.client(opsCert);
+      await loginAs(c, 'ops');
+      const page = await c.get('/admin/audit?action=renewal.issued');
+      assert.match(page.text, /<code>renewal\.issued<\/code>/);
+      assert.doesNotMatch(page.text, /<code>tenant\.created<\/code>/);
+      const csv = await c.get('/admin/audit?tenant=T0001&format=csv');
+      assert.equal(csv.headers['content-type'], 'text/csv; charset=utf-8');
+      const lines = csv.text.replace(/^\ufeff/, '').trim().split('\r\n');
+      assert.equal(lines[0], 'id,at,tenant,actor,action,target,details,hash');
+      assert.ok(lines.length > 5);
+      assert.ok(lines.slice(1).every((l) => l.split(',')[2] === 'T0001'));
+    });
+
+    test('everyone else is refused, on the server', async () => {
+      const c = w.client(await w.cert(300));
+      await loginAs(c, 'solo');
+      for (const path of ['/admin', '/admin/certificates', '/admin/audit?format=csv']) {
+        const r = await c.get(path);
+        assert.equal(r.status, 403, path);
+        assert.match(r.text, /運用者のみが利用できます/);
+      }
+      assert.equal((await w.client().get('/admin')).status, 401);
+      await assert.rejects(addUser({ db, clock: w.clock }, { tenantCode: 'T0001', loginId: 'evil', password: PASSWORD, role: 'operator' }, 'test'), (e: unknown) => e instanceof Refusal && e.field === 'role');
+    });
+  });
+}
