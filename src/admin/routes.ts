@@ -3,13 +3,18 @@ import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
 import { auditCsv, searchAudit } from './audit-log.js';
-import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage } from './views.js';
-import { getCertificate, listCertificates } from '../certificates/service.js';
+import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage } from './views.js';
+import { holdForDelivery, takeDelivery } from './delivery.js';
+import { tokensMatch } from '../web/csrf.js';
+import { errorPage } from '../web/views/refusal.js';
+import { isRefusal } from '../errors.js';
+import { publishCrl } from '../certificates/crl.js';
+import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate } from '../certificates/service.js';
 
 /**
  * The operator console (/admin). Operators log in like everyone else (their own client certificate
- * and password); every page checks the role on the server. These pages only read; issuing and
- * revoking are the CLI's for now.
+ * and password); every page and every form checks the role on the server, forms carry CSRF tokens,
+ * and every change is audited by the service it calls.
  */
 export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { db } = deps.runtime.database;
@@ -46,7 +51,62 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const c = await getCertificate({ db, clock }, (req.params as { serial: string }).serial);
-    return sendPage(reply, 200, certificatePage(ctxOf(req, p), c));
+    return sendPage(reply, 200, certificatePage(ctxOf(req, p), c, p.session.csrf_token));
+  });
+
+  app.get('/admin/certificates/new', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const q = query(req);
+    return sendPage(reply, 200, issueFormPage(ctxOf(req, p), { tenant: q.tenant, reissue: q.reissue, csrf: p.session.csrf_token }));
+  });
+
+  app.post('/admin/certificates', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const body = (req.body ?? {}) as Record<string, string>;
+    if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
+    const certDeps = deps.renewal;
+    const common = {
+      keyType: body.key === 'p256' ? ('p256' as const) : ('rsa2048' as const),
+      profile: body.profile === 'modern' ? ('modern' as const) : ('compatible' as const),
+      validity: { kind: 'default' as const },
+      actor: `operator:${p.user.login_id}`,
+    };
+    let issued;
+    try {
+      issued = body.reissue
+        ? await reissueCertificate(certDeps, { ...common, serial: body.reissue })
+        : await issueCertificate(certDeps, { ...common, tenantCode: body.tenant ?? '', label: body.label || undefined });
+    } catch (e) {
+      if (!isRefusal(e)) throw e;
+      return sendPage(reply, 400, issueFormPage(ctxOf(req, p), { tenant: body.tenant, reissue: body.reissue, csrf: p.session.csrf_token, error: e.message }));
+    }
+    const downloadId = await holdForDelivery({ db, clock, vault: deps.renewal.vault }, issued, { id: p.user.id, loginId: p.user.login_id });
+    return sendPage(
+      reply,
+      201,
+      issuedPage(ctxOf(req, p), { serial: issued.serial, subject: issued.subject, tenantName: issued.tenant.name, tenantCode: issued.tenant.code, notAfter: issued.row.not_after, password: issued.password, downloadId }),
+      { noStore: true },
+    );
+  });
+
+  app.get('/admin/deliveries/:id', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const d = await takeDelivery({ db, clock, vault: deps.renewal.vault }, (req.params as { id: string }).id, { id: p.user.id, loginId: p.user.login_id });
+    return reply.header('Content-Type', 'application/x-pkcs12').header('Content-Disposition', `attachment; filename="${d.filename}"`).header('Cache-Control', 'no-store').send(Buffer.from(d.file));
+  });
+
+  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const body = (req.body ?? {}) as Record<string, string>;
+    if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
+    const serial = (req.params as { serial: string }).serial;
+    await revokeCertificate({ db, clock }, { serial, reason: body.reason, actor: `operator:${p.user.login_id}`, withSuccessors: body.withSuccessors === '1' });
+    await publishCrl({ db, clock, authority: await deps.runtime.authority() });
+    return reply.redirect(`/admin/certificates/${serial}`, 303);
   });
 
   app.get('/admin/audit', async (req, reply) => {

@@ -2,7 +2,7 @@ import { html, type Html } from '../web/html.js';
 import { layout, type PageContext } from '../web/views/layout.js';
 import { date, dateTime } from '../web/views/format.js';
 import type { Dashboard } from './dashboard.js';
-import type { CertificateView } from '../certificates/service.js';
+import { REVOCATION_REASONS, type CertificateView } from '../certificates/service.js';
 import type { AuditEvent } from '../db/schema.js';
 
 function adminLayout(ctx: PageContext, title: string, body: Html) {
@@ -52,7 +52,7 @@ export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[];
   return adminLayout(
     ctx,
     t('admin.nav.certificates'),
-    html`<form method="get" action="/admin/certificates" class="card inline-form">
+    html`<p class="actions"><a class="button primary" href="/admin/certificates/new" id="issue-link">${t('admin.issue')}</a></p><form method="get" action="/admin/certificates" class="card inline-form">
   <label>${t('admin.tenant')} <input name="tenant" value="${p.tenant}"></label>
   <label>${t('admin.withinDays')} <input name="within" value="${p.within}" inputmode="numeric" size="4"></label>
   <button type="submit">${t('admin.filter')}</button>
@@ -63,7 +63,7 @@ ${p.rows.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code
   );
 }
 
-export function certificatePage(ctx: PageContext, c: CertificateView) {
+export function certificatePage(ctx: PageContext, c: CertificateView, csrf: string) {
   const { t } = ctx;
   const link = (s: string) => html`<a href="/admin/certificates/${s}"><code>${s}</code></a>`;
   return adminLayout(
@@ -79,7 +79,18 @@ export function certificatePage(ctx: PageContext, c: CertificateView) {
 <section class="card"><h2>${t('admin.lineage')}</h2><dl class="facts" id="lineage">
   <dt>${t('admin.predecessor')}</dt><dd>${c.predecessorSerial ? link(c.predecessorSerial) : '—'}</dd>
   <dt>${t('admin.successors')}</dt><dd>${c.successorSerials.length ? c.successorSerials.map((s) => html`${link(s)} `) : '—'}</dd>
-</dl></section>`,
+</dl></section>
+<p class="actions"><a class="button" href="/admin/certificates/new?reissue=${c.serial}" id="reissue-link">${t('admin.reissue')}</a></p>
+${
+  c.status === 'revoked'
+    ? ''
+    : html`<form method="post" action="/admin/certificates/${c.serial}/revoke" class="card inline-form" id="revoke-form" data-once>
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label>${t('admin.revokeReason')} <select name="reason">${REVOCATION_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}</select></label>
+  <label><input type="checkbox" name="withSuccessors" value="1"> ${t('admin.withSuccessors')}</label>
+  <button type="submit" id="revoke-submit">${t('admin.revoke')}</button>
+</form>`
+}`,
   );
 }
 
@@ -105,4 +116,35 @@ ${p.rows.map((r) => html`<tr><td>${dateTime(r.at)}</td><td>${r.tenant_code ?? '�
 
 export function forbiddenPage(ctx: PageContext) {
   return layout(ctx, ctx.t('admin.title'), html`<p id="forbidden">${ctx.t('admin.forbidden')}</p>`);
+}
+
+export function issueFormPage(ctx: PageContext, p: { tenant?: string | undefined; reissue?: string | undefined; csrf: string; error?: string | undefined }) {
+  const { t } = ctx;
+  const title = p.reissue ? t('admin.reissueFor', { serial: p.reissue }) : t('admin.issueFor', { tenant: p.tenant ?? '' });
+  return adminLayout(
+    ctx,
+    title,
+    html`${p.error ? html`<p class="notice error" id="issue-error">${p.error}</p>` : ''}<form method="post" action="/admin/certificates" class="card form" id="issue-form" data-once>
+  <input type="hidden" name="_csrf" value="${p.csrf}">
+  ${p.reissue ? html`<input type="hidden" name="reissue" value="${p.reissue}">` : html`<label>${t('admin.tenant')}<input name="tenant" value="${p.tenant ?? ''}" required></label><label>${t('admin.label')}<input name="label"></label>`}
+  <label>${t('admin.keyType')}<select name="key"><option value="rsa2048">RSA-2048</option><option value="p256">ECDSA P-256</option></select></label>
+  <label>${t('admin.profile')}<select name="profile"><option value="compatible">compatible (3DES / SHA-1)</option><option value="modern">modern (AES-256 / SHA-256)</option></select></label>
+  <button type="submit" class="primary" id="issue-submit">${t('admin.doIssue')}</button>
+</form>`,
+  );
+}
+
+/** Shown once after issuing: the download, the A4 delivery sheet, and the password on its own slip. */
+export function issuedPage(ctx: PageContext, p: { serial: string; subject: string; tenantName: string; tenantCode: string; notAfter: string; password: string; downloadId: string }) {
+  const { t } = ctx;
+  return adminLayout(
+    ctx,
+    t('admin.issued'),
+    html`<section class="card no-print"><p><a class="button primary" href="/admin/deliveries/${p.downloadId}" id="delivery-download" download>${t('admin.downloadOnce')}</a></p>
+<p class="notice warn">${t('admin.passwordOnce')}</p><p><button type="button" data-print>${t('admin.print')}</button></p></section>
+<section class="sheet" id="delivery-sheet"><h2>${t('admin.sheetTitle')}</h2><p>${t('admin.sheetLead')}</p>
+<dl class="facts"><dt>${t('admin.tenant')}</dt><dd>${p.tenantName} (${p.tenantCode})</dd><dt>${t('cert.name')}</dt><dd>${p.subject}</dd><dt>${t('cert.serial')}</dt><dd><code>${p.serial}</code></dd><dt>${t('cert.notAfter')}</dt><dd>${date(p.notAfter)}</dd></dl>
+<h3>${t('save.importTitle')}</h3><ol><li>${t('steps.windows1')}</li><li>${t('steps.windows2')}</li><li>${t('steps.windows3')}</li><li>${t('steps.windows4')}</li></ol><p>${t('steps.firefox')}: ${t('steps.firefox3')}</p></section>
+<section class="sheet slip" id="password-slip"><h2>${t('admin.slipTitle')}</h2><p><code class="password" id="issued-password">${p.password}</code></p><p><code>${p.serial}</code></p></section>`,
+  );
 }

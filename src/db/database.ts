@@ -8,6 +8,7 @@ import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_portal.js';
 import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
+import * as m005 from './migrations/005_deliveries.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -25,6 +26,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   '002_portal': m002,
   '003_crl': m003,
   '004_reminders': m004,
+  '005_deliveries': m005,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -129,6 +129,16 @@ export interface RemindersTable {
   sent_at: string | null;
 }
 
+export interface DeliveriesTable {
+  id: Generated<number>;
+  download_id: string;
+  certificate_id: number;
+  operator_user_id: number;
+  package_sealed: string | null;
+  expires_at: string;
+  downloaded_at: string | null;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -139,6 +149,7 @@ export interface Schema {
   audit_head: AuditHeadTable;
   crls: CrlsTable;
   reminders: RemindersTable;
+  deliveries: DeliveriesTable;
   renewals: RenewalsTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;

@@ -72,3 +72,59 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('operator console: issue, re-issue and revoke', async () => {
+  const { run } = await import('../helpers/openssl.js');
+  const w = await makePortalWorld('sqlite');
+  const db = w.runtime.database.db;
+  await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
+  await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
+  const c = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
+  await loginAs(c, 'ops');
+
+  test('issue for a tenant: the password once, the file once, a printable delivery sheet', async () => {
+    const form = await c.get('/admin/certificates/new?tenant=T0001');
+    const issued = await c.submit(form, '/admin/certificates', { tenant: 'T0001', key: 'p256', profile: 'compatible', label: '' });
+    assert.equal(issued.status, 201);
+    assert.equal(issued.headers['cache-control'], 'no-store');
+    assert.match(issued.text, /id="delivery-sheet"/);
+    assert.match(issued.text, /id="password-slip"/);
+    const password = /id="issued-password">([^<]+)</.exec(issued.text)![1]!;
+    const serial = /<dt>シリアル番号<\/dt><dd><code>([0-9a-f]+)<\/code>/.exec(issued.text)![1]!;
+    const href = /href="(\/admin\/deliveries\/[^"]+)"/.exec(issued.text)![1]!;
+    const file = await c.get(href);
+    assert.equal(file.status, 200);
+    assert.match(run('openssl', ['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${password}`], file.body), /CN ?= ?T0001/);
+    const again = await c.get(href);
+    assert.equal(again.status, 410, 'the file is handed out once');
+    const row = await db.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirstOrThrow();
+    const audit = await db.selectFrom('audit_events').select(['action', 'actor']).where('target', '=', `certificate:${serial}`).orderBy('id').execute();
+    assert.deepEqual(audit.map((a) => [a.action, a.actor]), [['certificate.issued', 'operator:ops'], ['package.downloaded', 'operator:ops']]);
+    assert.equal(row.issued_via, 'operator');
+    const bad = await c.submit(form, '/admin/certificates', { tenant: 'NOPE' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /unknown tenant &quot;NOPE&quot;/);
+  });
+
+  test('re-issue after expiry keeps the name; revoke with successors publishes a CRL', async () => {
+    const expired = await w.cert(-5);
+    const form = await c.get(`/admin/certificates/new?reissue=${expired.row.serial}`);
+    const issued = await c.submit(form, '/admin/certificates', { reissue: expired.row.serial, key: 'p256', profile: 'modern' });
+    assert.equal(issued.status, 201);
+    const serial = /<dt>シリアル番号<\/dt><dd><code>([0-9a-f]+)<\/code>/.exec(issued.text)![1]!;
+    const succ = await db.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirstOrThrow();
+    assert.equal(succ.subject_der, expired.row.subject_der);
+    assert.deepEqual([succ.issued_via, succ.predecessor_id], ['reissue', expired.row.id]);
+
+    const detail = await c.get(`/admin/certificates/${expired.row.serial}`);
+    const before = await db.selectFrom('crls').select('number').executeTakeFirst();
+    const done = await c.follow(await c.submit(detail, `/admin/certificates/${expired.row.serial}/revoke`, { reason: 'keyCompromise', withSuccessors: '1' }));
+    assert.match(done.text, /失効/);
+    const after = await db.selectFrom('certificates').select('status').where('id', '=', succ.id).executeTakeFirstOrThrow();
+    assert.equal(after.status, 'revoked');
+    const crl = await db.selectFrom('crls').select('number').executeTakeFirstOrThrow();
+    assert.ok(crl.number > (before?.number ?? 0));
+    const noCsrf = await c.request('POST', `/admin/certificates/${serial}/revoke`, { form: { reason: 'unspecified' } });
+    assert.equal(noCsrf.status, 403);
+  });
+});

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openDatabase } from '../../src/db/database.js';
 
-const TABLES = ['tenants', 'institutions', 'users', 'user_institutions', 'certificates', 'audit_events', 'audit_head', 'renewals', 'sessions', 'login_throttle', 'crls', 'reminders'] as const;
+const TABLES = ['tenants', 'institutions', 'users', 'user_institutions', 'certificates', 'audit_events', 'audit_head', 'renewals', 'sessions', 'login_throttle', 'crls', 'reminders', 'deliveries'] as const;
 
 /** Every row of every table plus every file in the data dir (name and bytes): "exactly as before". */
 export async function snapshotInstallation(dataDir: string, databaseUrl: string | undefined): Promise<unknown> {

@@ -19,6 +19,9 @@ document.addEventListener('DOMContentLoaded', () => {
     });
   });
 
+  // The operator's delivery sheet: print it (the password slip prints on its own page).
+  document.querySelectorAll('button[data-print]').forEach((button) => button.addEventListener('click', () => window.print()));
+
   // 「コピーする」: the clipboard API where it exists; otherwise select the text for Ctrl+C.
   document.querySelectorAll('button[data-copy]').forEach((button) => {
     button.addEventListener('click', async () => {
