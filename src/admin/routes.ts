@@ -3,7 +3,8 @@ import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
 import { auditCsv, searchAudit } from './audit-log.js';
-import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage } from './views.js';
+import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage, type TenantDetail } from './views.js';
+import { addInstitution, addTenant, addUser, findTenant, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
 import { holdForDelivery, takeDelivery } from './delivery.js';
 import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
@@ -108,6 +109,93 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     await publishCrl({ db, clock, authority: await deps.runtime.authority() });
     return reply.redirect(`/admin/certificates/${serial}`, 303);
   });
+
+  const tenancy = { db, clock };
+  const tenantDetail = async (code: string): Promise<TenantDetail> => {
+    const tenant = await findTenant(db, code);
+    const institutions = await db.selectFrom('institutions').select(['number', 'name']).where('tenant_id', '=', tenant.id).orderBy('number').execute();
+    const users = await db.selectFrom('users').select(['id', 'login_id', 'role', 'locked_at']).where('tenant_id', '=', tenant.id).orderBy('login_id').execute();
+    const links = users.length
+      ? await db.selectFrom('user_institutions as ui').innerJoin('institutions as i', 'i.id', 'ui.institution_id').select(['ui.user_id', 'i.number']).where('ui.user_id', 'in', users.map((u) => u.id)).execute()
+      : [];
+    return {
+      tenant,
+      institutions,
+      users: users.map((u) => ({ ...u, institutions: links.filter((l) => l.user_id === u.id).map((l) => l.number).sort() })),
+      certificates: await listCertificates({ db, clock }, { tenantCode: tenant.code }),
+    };
+  };
+  const showTenant = async (req: FastifyRequest, reply: FastifyReply, p: Portal, code: string, status = 200, extra: { notice?: string; error?: string } = {}) =>
+    sendPage(reply, status, tenantPage(ctxOf(req, p), await tenantDetail(code), { csrf: p.session.csrf_token, ...extra }), { noStore: true });
+  /** Runs one tenancy change from a console form; a refusal re-renders the page with its message. */
+  const change = async (req: FastifyRequest, reply: FastifyReply, code: string, fn: (p: Portal, body: Record<string, string>, actor: string) => Promise<string | void>) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const body = (req.body ?? {}) as Record<string, string>;
+    if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
+    try {
+      const notice = await fn(p, body, `operator:${p.user.login_id}`);
+      return notice ? showTenant(req, reply, p, code, 200, { notice }) : reply.redirect(`/admin/tenants/${code}`, 303);
+    } catch (e) {
+      if (!isRefusal(e) || e.code === 'unknown_tenant') throw e;
+      return showTenant(req, reply, p, code, 400, { error: e.message });
+    }
+  };
+
+  app.get('/admin/tenants', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const tenants = await db.selectFrom('tenants').select(['code', 'name', 'contact_email']).orderBy('code').execute();
+    return sendPage(reply, 200, tenantsPage(ctxOf(req, p), { tenants, csrf: p.session.csrf_token }));
+  });
+
+  app.post('/admin/tenants', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    const body = (req.body ?? {}) as Record<string, string>;
+    if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
+    try {
+      const t = await addTenant(tenancy, { code: body.code, name: body.name, email: body.email }, `operator:${p.user.login_id}`);
+      return reply.redirect(`/admin/tenants/${t.code}`, 303);
+    } catch (e) {
+      if (!isRefusal(e)) throw e;
+      const tenants = await db.selectFrom('tenants').select(['code', 'name', 'contact_email']).orderBy('code').execute();
+      return sendPage(reply, 400, tenantsPage(ctxOf(req, p), { tenants, csrf: p.session.csrf_token, error: e.message }));
+    }
+  });
+
+  app.get('/admin/tenants/:code', async (req, reply) => {
+    const p = await requireOperator(req, reply);
+    if (!p) return reply;
+    return showTenant(req, reply, p, (req.params as { code: string }).code);
+  });
+  app.post('/admin/tenants/:code', (req, reply) => {
+    const code = (req.params as { code: string }).code;
+    return change(req, reply, code, async (_p, b, actor) => void (await updateTenant(tenancy, code, { name: b.name, email: b.email }, actor)));
+  });
+  app.post('/admin/tenants/:code/institutions', (req, reply) => {
+    const code = (req.params as { code: string }).code;
+    return change(req, reply, code, async (_p, b, actor) => void (await addInstitution(tenancy, { tenantCode: code, number: b.number, name: b.name }, actor)));
+  });
+  app.post('/admin/tenants/:code/users', (req, reply) => {
+    const code = (req.params as { code: string }).code;
+    return change(req, reply, code, async (_p, b, actor) => {
+      // The first password is generated and shown once, like a reset: operators never choose one.
+      const password = generateLoginPassword();
+      const u = await addUser(tenancy, { tenantCode: code, loginId: b.login, password, role: b.role, institutionNumbers: (b.institutions ?? '').split(',').map((x) => x.trim()).filter(Boolean) }, actor);
+      return req.kenshin.t('admin.newPassword', { login: u.login_id, password });
+    });
+  });
+  for (const action of ['lock', 'unlock', 'reset-password', 'institutions'] as const) {
+    app.post(`/admin/tenants/:code/users/:login/${action}`, (req, reply) => {
+      const { code, login } = req.params as { code: string; login: string };
+      return change(req, reply, code, async (_p, b, actor) => {
+        if (action === 'lock' || action === 'unlock') return void (await setUserLocked(tenancy, code, login, action === 'lock', actor));
+        if (action === 'institutions') return void (await setUserInstitutions(tenancy, code, login, (b.institutions ?? '').split(',').map((x) => x.trim()).filter(Boolean), actor));
+        return req.kenshin.t('admin.newPassword', { login, password: await resetPassword(tenancy, code, login, actor) });
+      });
+    });
+  }
 
   app.get('/admin/audit', async (req, reply) => {
     const p = await requireOperator(req, reply);

@@ -10,7 +10,7 @@ function adminLayout(ctx: PageContext, title: string, body: Html) {
   return layout(
     ctx,
     title,
-    html`<nav class="admin-nav"><a href="/admin">${t('admin.nav.dashboard')}</a><a href="/admin/certificates">${t('admin.nav.certificates')}</a><a href="/admin/audit">${t('admin.nav.audit')}</a></nav>${body}`,
+    html`<nav class="admin-nav"><a href="/admin">${t('admin.nav.dashboard')}</a><a href="/admin/tenants">${t('admin.nav.tenants')}</a><a href="/admin/certificates">${t('admin.nav.certificates')}</a><a href="/admin/audit">${t('admin.nav.audit')}</a></nav>${body}`,
   );
 }
 
@@ -146,5 +146,54 @@ export function issuedPage(ctx: PageContext, p: { serial: string; subject: strin
 <dl class="facts"><dt>${t('admin.tenant')}</dt><dd>${p.tenantName} (${p.tenantCode})</dd><dt>${t('cert.name')}</dt><dd>${p.subject}</dd><dt>${t('cert.serial')}</dt><dd><code>${p.serial}</code></dd><dt>${t('cert.notAfter')}</dt><dd>${date(p.notAfter)}</dd></dl>
 <h3>${t('save.importTitle')}</h3><ol><li>${t('steps.windows1')}</li><li>${t('steps.windows2')}</li><li>${t('steps.windows3')}</li><li>${t('steps.windows4')}</li></ol><p>${t('steps.firefox')}: ${t('steps.firefox3')}</p></section>
 <section class="sheet slip" id="password-slip"><h2>${t('admin.slipTitle')}</h2><p><code class="password" id="issued-password">${p.password}</code></p><p><code>${p.serial}</code></p></section>`,
+  );
+}
+
+export interface TenantDetail {
+  tenant: { code: string; name: string; contact_email: string | null };
+  institutions: { number: string; name: string }[];
+  users: { login_id: string; role: string; locked_at: string | null; institutions: string[] }[];
+  certificates: CertificateView[];
+}
+
+export function tenantsPage(ctx: PageContext, p: { tenants: { code: string; name: string; contact_email: string | null }[]; csrf: string; error?: string | undefined }) {
+  const { t } = ctx;
+  return adminLayout(
+    ctx,
+    t('admin.nav.tenants'),
+    html`${p.error ? html`<p class="notice error" id="form-error">${p.error}</p>` : ''}
+<table class="list" id="tenants"><thead><tr><th>${t('admin.code')}</th><th>${t('admin.name')}</th><th>${t('admin.contact')}</th></tr></thead><tbody>
+${p.tenants.map((x) => html`<tr><td><a href="/admin/tenants/${x.code}"><code>${x.code}</code></a></td><td>${x.name}</td><td>${x.contact_email ?? '—'}</td></tr>`)}
+</tbody></table>
+<form method="post" action="/admin/tenants" class="card form" id="tenant-form"><input type="hidden" name="_csrf" value="${p.csrf}">
+<label>${t('admin.code')}<input name="code" required></label><label>${t('admin.name')}<input name="name" required></label><label>${t('admin.email')}<input name="email" type="email"></label>
+<button type="submit" class="primary">${t('admin.add')}</button></form>`,
+  );
+}
+
+export function tenantPage(ctx: PageContext, d: TenantDetail, p: { csrf: string; notice?: string | undefined; error?: string | undefined }) {
+  const { t } = ctx;
+  const csrf = html`<input type="hidden" name="_csrf" value="${p.csrf}">`;
+  const base = `/admin/tenants/${d.tenant.code}`;
+  return adminLayout(
+    ctx,
+    `${d.tenant.name} (${d.tenant.code})`,
+    html`${p.notice ? html`<p class="notice ok" id="form-notice">${p.notice}</p>` : ''}${p.error ? html`<p class="notice error" id="form-error">${p.error}</p>` : ''}
+<form method="post" action="${base}" class="card inline-form" id="tenant-edit">${csrf}<label>${t('admin.name')} <input name="name" value="${d.tenant.name}"></label><label>${t('admin.email')} <input name="email" value="${d.tenant.contact_email ?? ''}"></label><button type="submit">${t('admin.save')}</button></form>
+<section class="card"><h2>${t('admin.institutions')}</h2><table class="list" id="institutions"><tbody>${d.institutions.map((i) => html`<tr><td><code>${i.number}</code></td><td>${i.name}</td></tr>`)}</tbody></table>
+<form method="post" action="${base}/institutions" class="inline-form">${csrf}<label>${t('institutions.number')} <input name="number" size="12" required></label><label>${t('admin.name')} <input name="name" required></label><button type="submit">${t('admin.add')}</button></form></section>
+<section class="card"><h2>${t('admin.users')}</h2><table class="list" id="users"><thead><tr><th>${t('login.loginId')}</th><th>${t('admin.role')}</th><th>${t('admin.institutions')}</th><th></th></tr></thead><tbody>
+${d.users.map(
+  (u) => html`<tr><td>${u.login_id}${u.locked_at ? html` <span class="tag">${t('admin.locked')}</span>` : ''}</td><td>${t(`home.role.${u.role as 'admin' | 'user' | 'operator'}`)}</td>
+<td><form method="post" action="${base}/users/${u.login_id}/institutions" class="inline">${csrf}<input name="institutions" value="${u.institutions.join(',')}" size="24" aria-label="${t('admin.setInstitutions')}"> <button type="submit">${t('admin.save')}</button></form></td>
+<td><form method="post" action="${base}/users/${u.login_id}/${u.locked_at ? 'unlock' : 'lock'}" class="inline">${csrf}<button type="submit">${u.locked_at ? t('admin.unlock') : t('admin.lock')}</button></form>
+<form method="post" action="${base}/users/${u.login_id}/reset-password" class="inline">${csrf}<button type="submit">${t('admin.resetPassword')}</button></form></td></tr>`,
+)}
+</tbody></table>
+<form method="post" action="${base}/users" class="inline-form" id="user-form">${csrf}<label>${t('login.loginId')} <input name="login" required size="12"></label>
+<label>${t('admin.role')} <select name="role"><option value="user">${t('home.role.user')}</option><option value="admin">${t('home.role.admin')}</option></select></label>
+<label>${t('admin.setInstitutions')} <input name="institutions" size="24"></label><button type="submit">${t('admin.add')}</button></form></section>
+<section class="card"><h2>${t('admin.certificates')}</h2><p><a class="button primary" href="/admin/certificates/new?tenant=${d.tenant.code}">${t('admin.issue')}</a></p>
+<table class="list"><tbody>${d.certificates.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code>${c.serial}</code></a></td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td></tr>`)}</tbody></table></section>`,
   );
 }

@@ -6,6 +6,7 @@ import { appendAudit } from '../audit/log.js';
 import { Refusal, invalidInput } from '../errors.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../identity/passwords.js';
 import * as v from './validation.js';
+import { uniformRandomString } from '../ca/pkcs12-password.js';
 
 /**
  * Tenants (contracting organisations), their 健診機関 and their users. Uniqueness is left to the
@@ -110,4 +111,68 @@ export async function addUser(
     if (isUniqueViolation(e)) throw new Refusal('duplicate_login', `login ID "${loginId}" already exists in tenant ${tenant.code}`, { field: 'login' });
     throw e;
   }
+}
+
+export async function updateTenant(deps: TenancyDeps, code: string, input: { name?: string; email?: string }, actor: string): Promise<Tenant> {
+  const tenant = await findTenant(deps.db, code);
+  const name = input.name === undefined ? tenant.name : v.displayName('name', input.name);
+  const contactEmail = input.email === undefined ? tenant.contact_email : v.email(input.email);
+  const now = deps.clock.now();
+  return deps.db.transaction().execute(async (trx) => {
+    const row = await trx.updateTable('tenants').set({ name, contact_email: contactEmail }).where('id', '=', tenant.id).returningAll().executeTakeFirstOrThrow();
+    // The subject of issued certificates does not change: renewals copy it byte for byte.
+    await appendAudit(trx, now, { actor, action: 'tenant.updated', tenantId: tenant.id, target: `tenant:${tenant.code}`, details: { name, email: contactEmail } });
+    return row;
+  });
+}
+
+async function findUser(db: Db, tenantCode: string, loginId: string): Promise<User & { tenant_code: string }> {
+  const user = await db.selectFrom('users as u').innerJoin('tenants as t', 't.id', 'u.tenant_id').selectAll('u').select('t.code as tenant_code').where('t.code', '=', tenantCode).where('u.login_id', '=', loginId).executeTakeFirst();
+  if (!user) throw new Refusal('invalid_input', `no user "${loginId}" in tenant ${tenantCode}`, { field: 'login' });
+  return user;
+}
+
+/** Locks or unlocks a user; locking also ends the user's sessions. */
+export async function setUserLocked(deps: TenancyDeps, tenantCode: string, loginId: string, locked: boolean, actor: string): Promise<void> {
+  const user = await findUser(deps.db, tenantCode, loginId);
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (trx) => {
+    await trx.updateTable('users').set({ locked_at: locked ? now.toISOString() : null }).where('id', '=', user.id).execute();
+    if (locked) await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
+    await appendAudit(trx, now, { actor, action: locked ? 'user.locked' : 'user.unlocked', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId } });
+  });
+}
+
+/** A new generated password, returned once to show to the operator; the old sessions end. */
+export async function resetPassword(deps: TenancyDeps, tenantCode: string, loginId: string, actor: string): Promise<string> {
+  const user = await findUser(deps.db, tenantCode, loginId);
+  const password = generateLoginPassword();
+  const hash = await hashPassword(password);
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (trx) => {
+    await trx.updateTable('users').set({ password_hash: hash }).where('id', '=', user.id).execute();
+    await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
+    await appendAudit(trx, now, { actor, action: 'user.password_reset', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId } });
+  });
+  return password;
+}
+
+/** Replaces the institutions a user may use (all must belong to the user's tenant). */
+export async function setUserInstitutions(deps: TenancyDeps, tenantCode: string, loginId: string, numbers: string[], actor: string): Promise<void> {
+  const user = await findUser(deps.db, tenantCode, loginId);
+  const wanted = [...new Set(numbers.map((n) => v.institutionNumber(n, 'institutions')))];
+  const found = wanted.length ? await deps.db.selectFrom('institutions').select(['id', 'number']).where('tenant_id', '=', user.tenant_id).where('number', 'in', wanted).execute() : [];
+  const missing = wanted.filter((n) => !found.some((f) => f.number === n));
+  if (missing.length) throw new Refusal('unknown_institution', `機関番号 ${missing.join(', ')} does not belong to tenant ${tenantCode}`, { field: 'institutions' });
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('user_institutions').where('user_id', '=', user.id).execute();
+    if (found.length) await trx.insertInto('user_institutions').values(found.map((f) => ({ user_id: user.id, institution_id: f.id }))).execute();
+    await appendAudit(trx, now, { actor, action: 'user.institutions_set', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId, institutions: wanted } });
+  });
+}
+
+/** 12 characters from a look-alike-free alphabet: read off a screen and typed once. */
+export function generateLoginPassword(): string {
+  return uniformRandomString('ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789', 12);
 }

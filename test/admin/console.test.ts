@@ -128,3 +128,50 @@ describe('operator console: issue, re-issue and revoke', async () => {
     assert.equal(noCsrf.status, 403);
   });
 });
+
+describe('operator console: tenants, institutions and users', async () => {
+  const w = await makePortalWorld('sqlite');
+  const db = w.runtime.database.db;
+  await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
+  await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
+  const ops = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
+  await loginAs(ops, 'ops');
+
+  test('create a tenant, an institution and a user whose one-time password works', async () => {
+    const list = await ops.get('/admin/tenants');
+    const dup = await ops.submit(list, '/admin/tenants', { code: 'T0001', name: 'x' });
+    assert.equal(dup.status, 400);
+    assert.match(dup.text, /already exists/);
+    const created = await ops.follow(await ops.submit(list, '/admin/tenants', { code: 'T0100', name: '新規クリニック', email: 'new@clinic.example.jp' }));
+    assert.match(created.text, /新規クリニック \(T0100\)/);
+    const badInst = await ops.submit(created, '/admin/tenants/T0100/institutions', { number: '123', name: 'x' });
+    assert.equal(badInst.status, 400);
+    assert.match(badInst.text, /10-digit/);
+    const withInst = await ops.follow(await ops.submit(created, '/admin/tenants/T0100/institutions', { number: '1399999999', name: '新規クリニック本院' }));
+    assert.match(withInst.text, /1399999999/);
+    const added = await ops.submit(withInst, '/admin/tenants/T0100/users', { login: 'nurse', role: 'user', institutions: '1399999999' });
+    const password = /nurse の新しいパスワード: (\S+) /.exec(added.text)?.[1];
+    assert.ok(password, 'the password is shown once');
+    const edited = await ops.follow(await ops.submit(added, '/admin/tenants/T0100', { name: '新規クリニック', email: 'office@clinic.example.jp' }));
+    assert.match(edited.text, /office@clinic\.example\.jp/);
+
+    const nurse = w.client(await w.cert(300, { tenant: 'T0100' }));
+    const home = await loginAs(nurse, 'nurse', password);
+    assert.match(home.text, /新規クリニック本院/);
+
+    // Lock: the session ends and the next login is refused; reset gives a new password.
+    const page = await ops.get('/admin/tenants/T0100');
+    await ops.submit(page, '/admin/tenants/T0100/users/nurse/lock');
+    assert.equal((await nurse.get('/home')).status, 303);
+    const refused = await nurse.submit(await nurse.get('/'), '/login', { loginId: 'nurse', password: password! });
+    assert.match(refused.text, /ロックされています/);
+    await ops.submit(await ops.get('/admin/tenants/T0100'), '/admin/tenants/T0100/users/nurse/unlock');
+    const reset = await ops.submit(await ops.get('/admin/tenants/T0100'), '/admin/tenants/T0100/users/nurse/reset-password');
+    const fresh = /nurse の新しいパスワード: (\S+) /.exec(reset.text)?.[1];
+    assert.ok(fresh && fresh !== password);
+    const again = await loginAs(nurse, 'nurse', fresh);
+    assert.match(again.text, /<h1>ホーム<\/h1>/);
+    const actions = (await db.selectFrom('audit_events').select('action').where('actor', '=', 'operator:ops').execute()).map((a) => a.action);
+    for (const a of ['tenant.created', 'institution.created', 'user.created', 'tenant.updated', 'user.locked', 'user.unlocked', 'user.password_reset']) assert.ok(actions.includes(a), a);
+  });
+});

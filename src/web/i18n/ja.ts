@@ -193,6 +193,22 @@ export const ja = {
   'admin.revoke': '失効させる',
   'admin.revokeReason': '理由',
   'admin.withSuccessors': '更新後の証明書もすべて失効させる',
+  'admin.nav.tenants': '契約先',
+  'admin.code': 'コード',
+  'admin.name': '名称',
+  'admin.email': '連絡先メール (リマインダー送信先)',
+  'admin.add': '追加する',
+  'admin.save': '保存する',
+  'admin.institutions': '健診機関',
+  'admin.users': 'ユーザー',
+  'admin.role': '権限',
+  'admin.locked': 'ロック中',
+  'admin.lock': 'ロック',
+  'admin.unlock': 'ロック解除',
+  'admin.resetPassword': 'パスワード再発行',
+  'admin.newPassword': (p: { login: string; password: string }) => `${p.login} の新しいパスワード: ${p.password} (この画面でのみ表示されます)`,
+  'admin.setInstitutions': '利用できる健診機関 (機関番号をカンマ区切り)',
+  'admin.certificates': '証明書',
 } as const;
 
 export type Catalog = { [K in keyof typeof ja]: (typeof ja)[K] extends (...a: infer A) => string ? (...a: A) => string : string };
