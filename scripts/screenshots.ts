@@ -14,6 +14,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { loadConfig } from '../src/config.js';
 import { initialise } from '../src/setup/init.js';
 import { startServer } from '../src/web/server.js';
+import { addInstitution, addTenant, addUser } from '../src/tenancy/service.js';
+import { issueCertificate } from '../src/certificates/service.js';
 
 const OUT = path.resolve(import.meta.dirname, '../docs/screenshots');
 const ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
@@ -69,6 +71,35 @@ async function main() {
     await shot(p2, '08-home-new-certificate');
     await p2.goto(origin + '/renewal/check');
     await shot(p2, '09-renewal-not-needed');
+
+    // The operator console, with an operator of the reserved OPERATORS tenant.
+    const rt = server.runtime;
+    const tenancy = { db: rt.database.db, clock: rt.clock };
+    await addTenant(tenancy, { code: 'OPERATORS', name: '運用者' }, 'screenshots');
+    await addUser(tenancy, { tenantCode: 'OPERATORS', loginId: 'ops', password: 'operator password', role: 'operator' }, 'screenshots');
+    await addTenant(tenancy, { code: 'T0001', name: '山田クリニック', email: 'office@yamada.example.jp' }, 'screenshots');
+    await addInstitution(tenancy, { tenantCode: 'T0001', number: '1312345678', name: '山田クリニック本院' }, 'screenshots');
+    await addUser(tenancy, { tenantCode: 'T0001', loginId: 'yamada', password: 'clinic password', role: 'admin', institutionNumbers: ['1312345678'] }, 'screenshots');
+    const certDeps = await rt.certificateDeps();
+    const now = Date.now();
+    for (const days of [12, 25, 40, 70, 200, 400, 800]) {
+      await issueCertificate(certDeps, { tenantCode: 'T0001', keyType: 'p256', profile: 'compatible', validity: { kind: 'explicit', notBefore: new Date(now - 86_400_000), notAfter: new Date(now + days * 86_400_000) }, actor: 'screenshots' });
+    }
+    const opsCert = await issueCertificate(certDeps, { tenantCode: 'OPERATORS', keyType: 'p256', profile: 'compatible', validity: { kind: 'default' }, actor: 'screenshots' });
+    const opsCtx = await contextWith(Buffer.from(opsCert.pkcs12), opsCert.password);
+    const op = await opsCtx.newPage();
+    await op.goto(origin + '/');
+    await op.fill('#loginId', 'ops');
+    await op.fill('#password', 'operator password');
+    await Promise.all([op.waitForURL('**/admin'), op.click('#login-submit')]);
+    await shot(op, '20-admin-dashboard');
+    await op.goto(origin + '/admin/tenants/T0001');
+    await shot(op, '21-admin-tenant');
+    await op.goto(origin + '/admin/certificates/new?tenant=T0001');
+    await Promise.all([op.waitForURL('**/admin/certificates'), op.click('#issue-submit')]);
+    await shot(op, '22-admin-issued-delivery-sheet');
+    await op.goto(origin + '/admin/audit');
+    await shot(op, '23-admin-audit');
 
     const anon = await browser.newContext({ viewport: { width: 1000, height: 720 }, ignoreHTTPSErrors: true });
     const p3 = await anon.newPage();
