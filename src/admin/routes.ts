@@ -3,8 +3,9 @@ import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
 import { auditCsv, searchAudit } from './audit-log.js';
-import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage, type TenantDetail } from './views.js';
-import { addInstitution, addTenant, addUser, findTenant, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
+import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
+import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
+import { tenantDetail } from './tenant-detail.js';
 import { holdForDelivery, takeDelivery } from './delivery.js';
 import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
@@ -25,12 +26,12 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const p = await requirePortal(deps, req, reply, { institution: false });
     if (!p) return undefined;
     if (p.user.role !== 'operator') {
-      await sendPage(reply, 403, forbiddenPage(pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token })));
+      await sendPage(reply, 403, forbiddenPage(pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role })));
       return undefined;
     }
     return p;
   };
-  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token });
+  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
   const query = (req: FastifyRequest) => Object.fromEntries(Object.entries((req.query ?? {}) as Record<string, string>).filter(([k, v]) => typeof v === 'string' && v !== '' && k !== 'lang'));
 
   app.get('/admin', async (req, reply) => {
@@ -111,22 +112,9 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   const tenancy = { db, clock };
-  const tenantDetail = async (code: string): Promise<TenantDetail> => {
-    const tenant = await findTenant(db, code);
-    const institutions = await db.selectFrom('institutions').select(['number', 'name']).where('tenant_id', '=', tenant.id).orderBy('number').execute();
-    const users = await db.selectFrom('users').select(['id', 'login_id', 'role', 'locked_at']).where('tenant_id', '=', tenant.id).orderBy('login_id').execute();
-    const links = users.length
-      ? await db.selectFrom('user_institutions as ui').innerJoin('institutions as i', 'i.id', 'ui.institution_id').select(['ui.user_id', 'i.number']).where('ui.user_id', 'in', users.map((u) => u.id)).execute()
-      : [];
-    return {
-      tenant,
-      institutions,
-      users: users.map((u) => ({ ...u, institutions: links.filter((l) => l.user_id === u.id).map((l) => l.number).sort() })),
-      certificates: await listCertificates({ db, clock }, { tenantCode: tenant.code }),
-    };
-  };
+  const detail = (code: string) => tenantDetail(db, clock, code);
   const showTenant = async (req: FastifyRequest, reply: FastifyReply, p: Portal, code: string, status = 200, extra: { notice?: string; error?: string } = {}) =>
-    sendPage(reply, status, tenantPage(ctxOf(req, p), await tenantDetail(code), { csrf: p.session.csrf_token, ...extra }), { noStore: true });
+    sendPage(reply, status, tenantPage(ctxOf(req, p), await detail(code), { csrf: p.session.csrf_token, ...extra }), { noStore: true });
   /** Runs one tenancy change from a console form; a refusal re-renders the page with its message. */
   const change = async (req: FastifyRequest, reply: FastifyReply, code: string, fn: (p: Portal, body: Record<string, string>, actor: string) => Promise<string | void>) => {
     const p = await requireOperator(req, reply);

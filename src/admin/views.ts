@@ -171,17 +171,23 @@ ${p.tenants.map((x) => html`<tr><td><a href="/admin/tenants/${x.code}"><code>${x
   );
 }
 
-export function tenantPage(ctx: PageContext, d: TenantDetail, p: { csrf: string; notice?: string | undefined; error?: string | undefined }) {
+/**
+ * One tenant's people and certificates. Operators (base /admin/tenants/CODE) may also edit the tenant,
+ * add 健診機関 and issue; a tenant's own 管理者 (base /tenant, scope 'tenant') manages its users only.
+ */
+export function tenantPage(ctx: PageContext, d: TenantDetail, p: { csrf: string; notice?: string | undefined; error?: string | undefined; scope?: 'operator' | 'tenant' }) {
   const { t } = ctx;
+  const operator = (p.scope ?? 'operator') === 'operator';
   const csrf = html`<input type="hidden" name="_csrf" value="${p.csrf}">`;
-  const base = `/admin/tenants/${d.tenant.code}`;
-  return adminLayout(
+  const base = operator ? `/admin/tenants/${d.tenant.code}` : '/tenant';
+  const frame = operator ? adminLayout : layout;
+  return frame(
     ctx,
     `${d.tenant.name} (${d.tenant.code})`,
     html`${p.notice ? html`<p class="notice ok" id="form-notice">${p.notice}</p>` : ''}${p.error ? html`<p class="notice error" id="form-error">${p.error}</p>` : ''}
-<form method="post" action="${base}" class="card inline-form" id="tenant-edit">${csrf}<label>${t('admin.name')} <input name="name" value="${d.tenant.name}"></label><label>${t('admin.email')} <input name="email" value="${d.tenant.contact_email ?? ''}"></label><button type="submit">${t('admin.save')}</button></form>
+${operator ? html`<form method="post" action="${base}" class="card inline-form" id="tenant-edit">${csrf}<label>${t('admin.name')} <input name="name" value="${d.tenant.name}"></label><label>${t('admin.email')} <input name="email" value="${d.tenant.contact_email ?? ''}"></label><button type="submit">${t('admin.save')}</button></form>` : ''}
 <section class="card"><h2>${t('admin.institutions')}</h2><table class="list" id="institutions"><tbody>${d.institutions.map((i) => html`<tr><td><code>${i.number}</code></td><td>${i.name}</td></tr>`)}</tbody></table>
-<form method="post" action="${base}/institutions" class="inline-form">${csrf}<label>${t('institutions.number')} <input name="number" size="12" required></label><label>${t('admin.name')} <input name="name" required></label><button type="submit">${t('admin.add')}</button></form></section>
+${operator ? html`<form method="post" action="${base}/institutions" class="inline-form">${csrf}<label>${t('institutions.number')} <input name="number" size="12" required></label><label>${t('admin.name')} <input name="name" required></label><button type="submit">${t('admin.add')}</button></form>` : ''}</section>
 <section class="card"><h2>${t('admin.users')}</h2><table class="list" id="users"><thead><tr><th>${t('login.loginId')}</th><th>${t('admin.role')}</th><th>${t('admin.institutions')}</th><th></th></tr></thead><tbody>
 ${d.users.map(
   (u) => html`<tr><td>${u.login_id}${u.locked_at ? html` <span class="tag">${t('admin.locked')}</span>` : ''}</td><td>${t(`home.role.${u.role as 'admin' | 'user' | 'operator'}`)}</td>
@@ -193,7 +199,7 @@ ${d.users.map(
 <form method="post" action="${base}/users" class="inline-form" id="user-form">${csrf}<label>${t('login.loginId')} <input name="login" required size="12"></label>
 <label>${t('admin.role')} <select name="role"><option value="user">${t('home.role.user')}</option><option value="admin">${t('home.role.admin')}</option></select></label>
 <label>${t('admin.setInstitutions')} <input name="institutions" size="24"></label><button type="submit">${t('admin.add')}</button></form></section>
-<section class="card"><h2>${t('admin.certificates')}</h2><p><a class="button primary" href="/admin/certificates/new?tenant=${d.tenant.code}">${t('admin.issue')}</a></p>
-<table class="list"><tbody>${d.certificates.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code>${c.serial}</code></a></td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td></tr>`)}</tbody></table></section>`,
+<section class="card"><h2>${t('admin.certificates')}</h2>${operator ? html`<p><a class="button primary" href="/admin/certificates/new?tenant=${d.tenant.code}">${t('admin.issue')}</a></p>` : ''}
+<table class="list" id="tenant-certificates"><tbody>${d.certificates.map((c) => html`<tr><td>${operator ? html`<a href="/admin/certificates/${c.serial}"><code>${c.serial}</code></a>` : html`<code>${c.serial}</code>`}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft > 0 ? t('cert.days', { days: c.daysLeft }) : ''}</td></tr>`)}</tbody></table></section>`,
   );
 }

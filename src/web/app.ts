@@ -14,6 +14,7 @@ import { apiRoutes, jsonError } from './routes/api.js';
 import { helpRoutes } from './routes/help.js';
 import { crlRoutes } from './routes/crl.js';
 import { adminRoutes } from '../admin/routes.js';
+import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { errorPage } from './views/refusal.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
@@ -87,6 +88,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   renewalRoutes(app, deps);
   apiRoutes(app, deps);
   adminRoutes(app, deps);
+  tenantAdminRoutes(app, deps);
 
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');

@@ -40,7 +40,7 @@ export function presentedFromTls(req: FastifyRequest): PresentedCertificate {
   return { der, chainVerified: socket.authorized === true, verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)) };
 }
 
-export function pageContext(req: FastifyRequest, user?: { loginId: string; csrf: string }): PageContext {
+export function pageContext(req: FastifyRequest, user?: { loginId: string; csrf: string; role?: string }): PageContext {
   // req.kenshin is missing only when the request failed before the onRequest hook ran.
   const k = req.kenshin ?? { t: translator('ja'), lang: 'ja' as const };
   return { t: k.t, lang: k.lang, path: req.url, user };

@@ -175,3 +175,35 @@ describe('operator console: tenants, institutions and users', async () => {
     for (const a of ['tenant.created', 'institution.created', 'user.created', 'tenant.updated', 'user.locked', 'user.unlocked', 'user.password_reset']) assert.ok(actions.includes(a), a);
   });
 });
+
+describe('tenant administration inside the portal (role 管理者)', async () => {
+  const w = await makePortalWorld('sqlite');
+  const db = w.runtime.database.db;
+
+  test('a 管理者 manages its own users and sees its certificates; others are refused', async () => {
+    const c = w.client(await w.cert(300));
+    const home = await c.follow(await c.submit(await loginAs(c, 'yamada'), '/institutions', { institutionId: String((await db.selectFrom('institutions').select('id').where('number', '=', '1312345678').executeTakeFirstOrThrow()).id) }));
+    assert.match(home.text, /id="menu-tenant">契約先の管理</);
+    const page = await c.get('/tenant');
+    assert.equal(page.status, 200);
+    assert.match(page.text, /山田クリニック \(T0001\)/);
+    assert.match(page.text, /id="tenant-certificates"/);
+    assert.doesNotMatch(page.text, /別の医院|other/, 'nothing of another tenant');
+    assert.doesNotMatch(page.text, /id="tenant-edit"/, 'the tenant itself is the operator’s');
+    const created = await c.submit(page, '/tenant/users', { login: 'clerk', role: 'user', institutions: '1312345678' });
+    assert.match(created.text, /clerk: \S{12}/);
+    const self = await c.submit(created, '/tenant/users/yamada/lock');
+    assert.equal(self.status, 400);
+    await c.submit(created, '/tenant/users/solo/lock');
+    const solo = await db.selectFrom('users').select('locked_at').where('login_id', '=', 'solo').executeTakeFirstOrThrow();
+    assert.ok(solo.locked_at);
+    await c.submit(await c.get('/tenant'), '/tenant/users/solo/unlock');
+    assert.equal((await db.selectFrom('users').select('locked_at').where('login_id', '=', 'solo').executeTakeFirstOrThrow()).locked_at, null);
+    const bad = await c.submit(created, '/tenant/users/clerk/institutions', { institutions: '2712345678' });
+    assert.equal(bad.status, 400, 'another tenant’s institution is refused');
+
+    const plain = w.client(await w.cert(300));
+    await loginAs(plain, 'solo');
+    assert.equal((await plain.get('/tenant')).status, 403);
+  });
+});

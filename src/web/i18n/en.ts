@@ -13,6 +13,7 @@ export const en: Catalog = {
   'menu.label': 'User menu',
   'menu.renewalCheck': 'Certificate renewal check',
   'menu.help': 'Help',
+  'menu.tenantAdmin': 'Manage your organisation',
   'menu.logout': 'Log out',
   'common.back': 'Back to home',
   'common.helpImport': 'Setting up the certificate',

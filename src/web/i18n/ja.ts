@@ -9,6 +9,7 @@ export const ja = {
   'menu.label': 'ユーザーメニュー',
   'menu.renewalCheck': '証明書更新チェック',
   'menu.help': 'ヘルプ',
+  'menu.tenantAdmin': '契約先の管理',
   'menu.logout': 'ログアウト',
   'common.back': 'ホームへ戻る',
   'common.helpImport': '電子証明書の設定',

@@ -143,7 +143,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/institutions', async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: false });
     if (!p) return reply;
-    const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token });
+    const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
     return sendPage(reply, 200, institutionsPage(ctx, { institutions: p.institutions, csrf: p.session.csrf_token }));
   });
 
@@ -166,7 +166,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     const info = await renewalInfo(deps.renewal, p.cert);
-    const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token });
+    const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
     return sendPage(
       reply,
       200,

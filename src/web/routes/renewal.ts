@@ -17,7 +17,7 @@ import type { Pkcs12Profile } from '../../ca/pkcs12.js';
 export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { db } = deps.runtime.database;
   const clock = deps.runtime.clock;
-  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token });
+  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
   const csrfOk = (p: Portal, req: FastifyRequest) => tokensMatch(p.session.csrf_token, ((req.body ?? {}) as Record<string, unknown>)._csrf);
   const csrfFailed = (req: FastifyRequest, reply: FastifyReply) => sendPage(reply, 403, errorPage(pageContext(req), req.kenshin.t('error.csrf')));
 

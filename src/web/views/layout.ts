@@ -8,7 +8,7 @@ export interface PageContext {
   /** The current path, to build the language switch link. */
   path: string;
   /** Present when logged in: the user menu at the top right. */
-  user?: { loginId: string; csrf: string } | undefined;
+  user?: { loginId: string; csrf: string; role?: string } | undefined;
 }
 
 export function layout(ctx: PageContext, title: string, body: Html, opts: { notice?: Html | undefined } = {}): Html {
@@ -34,6 +34,8 @@ export function layout(ctx: PageContext, title: string, body: Html, opts: { noti
       <summary aria-label="${t('menu.label')}">${ctx.user.loginId}</summary>
       <div class="menu">
         <a href="/renewal/check" id="menu-renewal-check">${t('menu.renewalCheck')}</a>
+        ${ctx.user.role === 'admin' ? html`<a href="/tenant" id="menu-tenant">${t('menu.tenantAdmin')}</a>` : ''}
+        ${ctx.user.role === 'operator' ? html`<a href="/admin" id="menu-admin">${t('admin.title')}</a>` : ''}
         <a href="/help/import">${t('menu.help')}</a>
         <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${ctx.user.csrf}"><button type="submit" class="link">${t('menu.logout')}</button></form>
       </div>
