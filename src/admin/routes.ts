@@ -45,8 +45,9 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!p) return reply;
     const q = query(req);
     const within = q.within && /^\d+$/.test(q.within) ? Number(q.within) : undefined;
-    const rows = await listCertificates({ db, clock }, { tenantCode: q.tenant, expiringWithinDays: within });
-    return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { rows, tenant: q.tenant ?? '', within: q.within ?? '' }));
+    const status = (['active', 'expired', 'revoked', 'not_yet_valid'] as const).find((x) => x === q.status);
+    const rows = await listCertificates({ db, clock }, { tenantCode: q.tenant, expiringWithinDays: within, status });
+    return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { rows, tenant: q.tenant ?? '', within: q.within ?? '', status: status ?? '' }));
   });
 
   app.get('/admin/certificates/:serial', async (req, reply) => {

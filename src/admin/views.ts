@@ -47,7 +47,7 @@ ${d.expiringTenants.map((e) => html`<tr><td>${e.tenantCode} ${e.tenantName}</td>
   );
 }
 
-export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[]; tenant: string; within: string }) {
+export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[]; tenant: string; within: string; status: string }) {
   const { t } = ctx;
   return adminLayout(
     ctx,
@@ -55,6 +55,7 @@ export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[];
     html`<p class="actions"><a class="button primary" href="/admin/certificates/new" id="issue-link">${t('admin.issue')}</a></p><form method="get" action="/admin/certificates" class="card inline-form">
   <label>${t('admin.tenant')} <input name="tenant" value="${p.tenant}"></label>
   <label>${t('admin.withinDays')} <input name="within" value="${p.within}" inputmode="numeric" size="4"></label>
+  <label>${t('admin.status')} <select name="status"><option value="">${t('admin.all')}</option>${(['active', 'expired', 'revoked', 'not_yet_valid'] as const).map((s) => html`<option value="${s}"${p.status === s ? html` selected` : ''}>${t(`cert.status.${s}`)}</option>`)}</select></label>
   <button type="submit">${t('admin.filter')}</button>
 </form>
 <table class="list" id="certificates"><thead><tr><th>${t('cert.serial')}</th><th>${t('admin.tenant')}</th><th>${t('cert.status')}</th><th>${t('cert.notAfter')}</th><th>${t('cert.daysLeft')}</th></tr></thead><tbody>

@@ -155,7 +155,7 @@ export interface CertificateView {
 
 export async function listCertificates(
   deps: Pick<CertificateDeps, 'db' | 'clock'>,
-  filter: { tenantCode?: string | undefined; expiringWithinDays?: number | undefined },
+  filter: { tenantCode?: string | undefined; expiringWithinDays?: number | undefined; status?: EffectiveStatus | undefined },
 ): Promise<CertificateView[]> {
   const now = deps.clock.now();
   let q = deps.db
@@ -179,6 +179,12 @@ export async function listCertificates(
       .where('c.not_after', '<=', new Date(now.getTime() + d * DAY_MS).toISOString())
       .where('c.status', '=', 'active');
   }
+  const nowIso = now.toISOString();
+  // Expiry is derived from the dates (see status.ts), so the state filter is a date condition too.
+  if (filter.status === 'revoked') q = q.where('c.status', '=', 'revoked');
+  if (filter.status === 'expired') q = q.where('c.status', '=', 'active').where('c.not_after', '<=', nowIso);
+  if (filter.status === 'not_yet_valid') q = q.where('c.status', '=', 'active').where('c.not_before', '>', nowIso);
+  if (filter.status === 'active') q = q.where('c.status', '=', 'active').where('c.not_after', '>', nowIso).where('c.not_before', '<=', nowIso);
   const rows = await q.execute();
   return rows.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now));
 }

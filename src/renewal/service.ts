@@ -73,6 +73,8 @@ export async function startRenewal(deps: RenewalDeps, predecessor: CertificateRo
   if (status.reason && status.reason !== 'already_renewed') throw refusalFor[status.reason](predecessor, status);
 
   const tenant = await deps.db.selectFrom('tenants').selectAll().where('id', '=', predecessor.tenant_id).executeTakeFirstOrThrow();
+  // Recorded on its own, before the work: a start that never completes still leaves a trace.
+  await deps.db.transaction().execute((trx) => appendAudit(trx, now, { actor, action: 'renewal.started', tenantId: tenant.id, target: `certificate:${predecessor.serial}`, details: { predecessor: predecessor.serial } }));
   const { notBefore, notAfter } = resolveValidity({ kind: 'default' }, deps.validity, now);
   const minted = await deps.minter.mint({
     subjectDer: subjectDerOf(predecessor), // the exact bytes: users see "the same name"

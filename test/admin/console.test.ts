@@ -43,6 +43,10 @@ for (const dialect of testDialects()) {
       const successor = await db.selectFrom('certificates').select('serial').where('predecessor_id', '=', renewed.row.id).executeTakeFirstOrThrow();
       assert.match(detail.text, new RegExp(`/admin/certificates/${successor.serial}`));
       assert.equal((await c.get('/admin/certificates/zzzz')).status, 400);
+      const revokedOnly = await c.get('/admin/certificates?status=revoked');
+      assert.doesNotMatch(revokedOnly.text, new RegExp(soon.row.serial));
+      const activeOnly = await c.get('/admin/certificates?status=active&tenant=T0001');
+      assert.match(activeOnly.text, new RegExp(soon.row.serial));
     });
 
     test('audit log: filters and CSV', async () => {

@@ -73,7 +73,7 @@ for (const dialect of testDialects()) {
       assert.equal(info.status.reason, 'already_renewed');
       assert.equal(info.successor?.serial, r.successor.serial);
       const audit = await db.selectFrom('audit_events').select('action').where('target', 'in', [`certificate:${old.serial}`, `certificate:${r.successor.serial}`]).orderBy('id').execute();
-      assert.deepEqual(audit.map((a) => a.action), ['certificate.issued', 'certificate.issued', 'renewal.issued']);
+      assert.deepEqual(audit.map((a) => a.action), ['certificate.issued', 'renewal.started', 'certificate.issued', 'renewal.issued']);
     });
 
     test('20 concurrent starts for one certificate: exactly one successor, all get the same package', async () => {
