@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
-import { auditCsv, searchAudit } from './audit-log.js';
+import { auditCsv, searchAudit } from '../audit/search.js';
 import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
 import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
 import { tenantDetail } from './tenant-detail.js';

@@ -158,3 +158,24 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+test('the CLI covers the console’s tenancy work: edit, lock/unlock, reset password, institutions, audit list', async () => {
+  const dir = tempDir();
+  const k = (args: string[], stdin?: string) => kenshin(['--data-dir', dir, ...args], stdin === undefined ? {} : { stdin });
+  assert.equal((await k(['init', '--demo'])).code, 0);
+  assert.equal((await k(['tenant', 'edit', '--code', 'DEMO', '--email', 'office@demo.example.jp', '--json'])).json().email, 'office@demo.example.jp');
+  assert.equal((await k(['user', 'lock', '--tenant', 'DEMO', '--login', 'demo'])).code, 0);
+  assert.equal((await k(['user', 'unlock', '--tenant', 'DEMO', '--login', 'demo'])).code, 0);
+  const reset = await k(['user', 'reset-password', '--tenant', 'DEMO', '--login', 'demo', '--json']);
+  assert.match(reset.json<{ password: string }>().password, /^\S{12}$/);
+  assert.deepEqual((await k(['user', 'institutions', '--tenant', 'DEMO', '--login', 'demo', '--institutions', '1310000001', '--json'])).json().institutions, ['1310000001']);
+  const bad = await k(['user', 'institutions', '--tenant', 'DEMO', '--login', 'demo', '--institutions', '9999999999']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /9999999999 does not belong to tenant DEMO/);
+  const unknown = await k(['user', 'lock', '--tenant', 'DEMO', '--login', 'ghost']);
+  assert.equal(unknown.code, 2);
+  const list = await k(['audit', 'list', '--tenant', 'DEMO', '--json']);
+  const actions = list.json<{ action: string }[]>().map((r) => r.action);
+  for (const a of ['tenant.updated', 'user.locked', 'user.unlocked', 'user.password_reset', 'user.institutions_set']) assert.ok(actions.includes(a), a);
+  assert.match((await k(['audit', 'list', '--action', 'user.locked', '--csv'])).stdout, /^id,at,tenant,actor,action,target,details,hash\r\n\d+,/);
+});

@@ -2,9 +2,29 @@ import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { EXIT_FAILED } from '../errors.js';
+import { auditCsv, searchAudit } from '../../audit/search.js';
+import { table } from '../output.js';
 
 export function registerAudit(program: Command, io: CliIo, exit: ExitBox): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('list')
+    .description('search the audit log, newest first')
+    .option('--tenant <CODE>', 'tenant code')
+    .option('--actor <TEXT>', 'actor contains')
+    .option('--action <ACTION>', 'e.g. certificate.revoked')
+    .option('--from <YYYY-MM-DD>', 'from this day')
+    .option('--to <YYYY-MM-DD>', 'to this day')
+    .option('--csv', 'CSV output (as the console exports it)')
+    .option('--json', 'JSON output')
+    .action(async (o: { tenant?: string; actor?: string; action?: string; from?: string; to?: string; csv?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
+        const rt = await runtime();
+        const rows = await searchAudit(rt.database.db, { tenantCode: o.tenant, actor: o.actor, action: o.action, from: o.from, to: o.to }, 100_000);
+        if (o.csv) return void io.stdout(auditCsv(rows));
+        out.result(rows, () => table(['ID', 'AT', 'TENANT', 'ACTOR', 'ACTION', 'TARGET'], rows.map((r) => [String(r.id), r.at, r.tenant_code ?? '', r.actor, r.action, r.target ?? ''])));
+      }),
+    );
   audit
     .command('verify')
     .description('check the hash chain; report the first modified, inserted or deleted row (exit 1)')
