@@ -1,10 +1,20 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testDialects } from '../helpers/databases.js';
-import { makePortalWorld, loginAs, PASSWORD } from '../helpers/portal-world.js';
+import { makePortalWorld, loginAs, PASSWORD, type PortalWorld } from '../helpers/portal-world.js';
 import { addTenant, addUser } from '../../src/tenancy/service.js';
 import { Refusal } from '../../src/errors.js';
 import { startRenewal } from '../../src/renewal/service.js';
+
+/** The reserved operators' tenant, an operator "ops", and a client logged in with its certificate. */
+async function operatorClient(w: PortalWorld) {
+  const db = w.runtime.database.db;
+  await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
+  await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
+  const client = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
+  await loginAs(client, 'ops');
+  return client;
+}
 
 for (const dialect of testDialects()) {
   describe(`operator console on ${dialect}`, async () => {
@@ -81,10 +91,7 @@ describe('operator console: issue, re-issue and revoke', async () => {
   const { run } = await import('../helpers/openssl.js');
   const w = await makePortalWorld('sqlite');
   const db = w.runtime.database.db;
-  await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
-  await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
-  const c = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
-  await loginAs(c, 'ops');
+  const c = await operatorClient(w);
 
   test('issue for a tenant: the password once, the file once, a printable delivery sheet', async () => {
     const form = await c.get('/admin/certificates/new?tenant=T0001');
@@ -136,10 +143,7 @@ describe('operator console: issue, re-issue and revoke', async () => {
 describe('operator console: tenants, institutions and users', async () => {
   const w = await makePortalWorld('sqlite');
   const db = w.runtime.database.db;
-  await addTenant({ db, clock: w.clock }, { code: 'OPERATORS', name: '運用者' }, 'test');
-  await addUser({ db, clock: w.clock }, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
-  const ops = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
-  await loginAs(ops, 'ops');
+  const ops = await operatorClient(w);
 
   test('create a tenant, an institution and a user whose one-time password works', async () => {
     const list = await ops.get('/admin/tenants');
