@@ -47,8 +47,3 @@ export async function updateSession(db: Db, session: Session, changes: Partial<P
 export async function endSession(db: Db, session: Pick<Session, 'id_hash'>): Promise<void> {
   await db.deleteFrom('sessions').where('id_hash', '=', session.id_hash).execute();
 }
-
-/** Ends every session opened with a certificate (used when it is revoked). */
-export async function endSessionsForCertificate(db: Db, certificateId: number): Promise<void> {
-  await db.deleteFrom('sessions').where('certificate_id', '=', certificateId).execute();
-}
