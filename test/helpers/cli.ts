@@ -32,13 +32,18 @@ export async function kenshin(args: string[], opts: { env?: Record<string, strin
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/kenshin.js');
 
-/** Runs the real `bin/kenshin.js` as a child process (optionally as another user). */
-export function kenshinProcess(args: string[], opts: { env?: Record<string, string | undefined>; stdin?: string; uid?: number; gid?: number } = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+/**
+ * Runs the real `bin/kenshin.js` as a child process. `obeyPermissions` makes a root test process
+ * run it without CAP_DAC_OVERRIDE (util-linux setpriv), so file permission bits apply as they do
+ * to an operator's service account, while the checkout stays readable wherever it was cloned.
+ */
+export function kenshinProcess(args: string[], opts: { env?: Record<string, string | undefined>; stdin?: string; obeyPermissions?: boolean } = {}): CliResult {
+  const asRoot = process.getuid?.() === 0;
+  const [cmd, ...pre] = opts.obeyPermissions && asRoot ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search', process.execPath] : [process.execPath];
+  const r = spawnSync(cmd!, [...pre, BIN, ...args], {
     input: opts.stdin ?? '',
     encoding: 'utf8',
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
-    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     timeout: 60_000,
   });
   return result(r.status ?? -1, r.stdout, r.stderr);
