@@ -1,9 +1,9 @@
 import type https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import helmet from '@fastify/helmet';
 import { identify, type PresentedCertificate } from '../identity/peer.js';
 import { isRefusal, type RefusalCode } from '../errors.js';
 import { pickLang, translator } from './i18n/index.js';
@@ -16,6 +16,7 @@ import { crlRoutes } from './routes/crl.js';
 import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { errorPage } from './views/refusal.js';
+import { securityHeaders } from './security-headers.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
 const STATUS: Partial<Record<RefusalCode, number>> = {
@@ -43,25 +44,12 @@ export interface BuildOptions {
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const presented = opts.presented ?? presentedFromTls;
   const app = Fastify({ ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }), ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  // A TLS 1.2 renegotiation could present another certificate on the same connection; the
+  // identity is read once per connection (presentedFromTls), so renegotiation is refused.
+  if (opts.https) app.server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: 16 * 1024 });
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        objectSrc: ["'none'"],
-      },
-    },
-    // The portal is only ever served over HTTPS with client certificates.
-    strictTransportSecurity: { maxAge: 31536000, includeSubDomains: false },
-  });
+  securityHeaders(app);
 
   app.decorateRequest('kenshin', null as never);
   app.addHook('onRequest', async (req, reply) => {

@@ -31,13 +31,28 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * What each TLS connection presented, read once per connection: the peer certificate cannot change
+ * on a connection (TLS 1.3 has no renegotiation and buildApp disables it for TLS 1.2), and
+ * getPeerCertificate() builds a large object each time, which cost as much as a keep-alive request.
+ */
+const presentedBySocket = new WeakMap<TLSSocket, PresentedCertificate>();
+
 /** The client certificate from this request's TLS connection. */
 export function presentedFromTls(req: FastifyRequest): PresentedCertificate {
   const socket = req.raw.socket as TLSSocket;
-  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-  const der = peer && peer.raw ? new Uint8Array(peer.raw) : undefined;
-  const err = socket.authorizationError;
-  return { der, chainVerified: socket.authorized === true, verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)) };
+  let presented = presentedBySocket.get(socket);
+  if (!presented) {
+    const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    const err = socket.authorizationError;
+    presented = Object.freeze({
+      der: peer ? new Uint8Array(peer.raw) : undefined,
+      chainVerified: socket.authorized === true,
+      verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)),
+    });
+    presentedBySocket.set(socket, presented);
+  }
+  return presented;
 }
 
 export function pageContext(req: FastifyRequest, user?: { loginId: string; csrf: string; role?: string }): PageContext {
