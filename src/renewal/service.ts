@@ -190,16 +190,35 @@ export async function recordPackageAccess(
   );
 }
 
+/**
+ * Successors (by id, per database) whose renewal is known to be taken up. Taking up is one-way, so
+ * remembering it is never wrong, and it spares every later request with a renewed certificate a
+ * write transaction. Bounded: forgetting one only costs one more UPDATE that changes nothing.
+ */
+const knownTakenUp = new WeakMap<Db, Set<number>>();
+const KNOWN_TAKEN_UP_MAX = 10_000;
+
+function rememberTakenUp(db: Db, certificateId: number): void {
+  let known = knownTakenUp.get(db);
+  if (!known) knownTakenUp.set(db, (known = new Set()));
+  if (known.size >= KNOWN_TAKEN_UP_MAX) known.delete(known.values().next().value!);
+  known.add(certificateId);
+}
+
 /** The first request that presents a successor marks its renewal taken up. Returns true that once. */
 export async function markTakenUp(deps: Pick<RenewalDeps, 'db' | 'clock'>, cert: CertificateRow, actor: string): Promise<boolean> {
   if (cert.issued_via !== 'renewal') return false;
+  if (knownTakenUp.get(deps.db)?.has(cert.id)) return false;
   const now = deps.clock.now();
-  return deps.db.transaction().execute(async (trx) => {
+  const marked = await deps.db.transaction().execute(async (trx) => {
     const res = await trx.updateTable('renewals').set({ taken_up_at: now.toISOString() }).where('successor_id', '=', cert.id).where('taken_up_at', 'is', null).executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return false;
     await appendAudit(trx, now, { actor, action: 'renewal.taken_up', tenantId: cert.tenant_id, target: `certificate:${cert.serial}`, details: { successor: cert.serial } });
     return true;
   });
+  // Either way the renewal is taken up now (by this request or an earlier one).
+  rememberTakenUp(deps.db, cert.id);
+  return marked;
 }
 
 /** Wipes packages past their lifetime (run at start and hourly by `serve`). Returns how many. */
