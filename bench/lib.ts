@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -45,4 +47,59 @@ export function parseArgs(argv: string[]): { quick: boolean; seconds: number; pa
   // idles while one of its requests waits on I/O or a thread hop.
   const keys = (get('--keys') ?? 'p256,rsa2048').split(',').filter((k): k is 'p256' | 'rsa2048' => k === 'p256' || k === 'rsa2048');
   return { quick, seconds: Number(get('--seconds') ?? (quick ? 1 : 8)), parallel: Number(get('--parallel') ?? 2 * cores), keys };
+}
+
+/** The p-th percentile (nearest rank) of an ascending array. */
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** The value after `--name` on the command line, if any. */
+export function option(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** Writes bench/results/<name>-<quick|full>.json with the machine (core count) in it; returns the path. */
+export function writeResult(name: string, quick: boolean, data: Record<string, unknown>): string {
+  const out = path.join(import.meta.dirname, 'results', `${name}-${quick ? 'quick' : 'full'}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify({ machine: machine(), date: new Date().toISOString(), quick, ...data }, null, 2) + '\n');
+  return out;
+}
+
+const CLK_TCK = 100; // USER_HZ on Linux: /proc times are in 1/100 s on every mainstream architecture
+
+/** CPU time (user + system) in ms that these processes (all their threads) have used so far. */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process is gone; it used nothing more.
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** Direct children of a process (nginx's workers under its master). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return out;
 }
