@@ -1,10 +1,11 @@
 import { x509 } from './x509.js';
 import { keyAlgorithm, type AnyKeyType } from './keys.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { CRLNumber, Extension as AsnExtension } from '@peculiar/asn1-x509';
+import { Extension as AsnExtension } from '@peculiar/asn1-x509';
 import { fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
 import { ClientCertificateSigner, type SignedCertificate } from './client-certificate.js';
+import { CrlSigner } from './crl-signer.js';
 
 /**
  * The issuing CA in memory: its certificate, its private key (non-extractable once loaded),
@@ -22,6 +23,7 @@ export class IssuingAuthority {
   }
 
   private readonly signer: ClientCertificateSigner;
+  private crlSigner: CrlSigner | undefined;
   private readonly fixedExtensions = new Map<AnyKeyType, AsnExtension[]>();
 
   /** The extensions all client certificates of a key type share, built once (see profiles.ts). */
@@ -73,21 +75,18 @@ export class IssuingAuthority {
     });
   }
 
-  /** Signs a CRL for this issuing CA (RFC 5280 §5): AKI, cRLNumber, one entry per revoked serial. */
-  async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] }): Promise<x509.X509Crl> {
-    const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
-    return x509.X509CrlGenerator.create({
-      issuer: this.issuing.subjectName,
-      thisUpdate: req.thisUpdate,
-      nextUpdate: req.nextUpdate,
-      signingKey: this.signingKey,
-      signingAlgorithm: keyAlgorithm(this.keyType),
-      extensions: [
-        new x509.AuthorityKeyIdentifierExtension(ski!.keyId, false),
-        new x509.Extension('2.5.29.20', false, AsnConvert.serialize(new CRLNumber(req.number))),
-      ],
-      entries: req.entries.map((e) => ({ serialNumber: e.serial.length % 2 ? '0' + e.serial : e.serial, revocationDate: e.revokedAt, reason: e.reason })),
-    });
+  /**
+   * Signs a CRL for this issuing CA (RFC 5280 §5): AKI, cRLNumber, one entry per revoked serial; its
+   * DER. Written directly (crl-signer.ts): the X.509 library could not build or even parse a CRL of
+   * 100,000 entries.
+   */
+  async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] }): Promise<Uint8Array> {
+    if (!this.crlSigner) {
+      const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
+      if (!ski) throw new Error('issuing CA certificate has no subject key identifier');
+      this.crlSigner = new CrlSigner(this.issuing, this.signingKey, this.keyType, ski.keyId);
+    }
+    return this.crlSigner.sign(req);
   }
 
   /** PEM of the root, or root + issuing CA (for trust stores and reverse proxies). */

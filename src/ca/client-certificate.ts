@@ -23,7 +23,7 @@ export interface SignedCertificate {
 }
 
 /** Signature AlgorithmIdentifier and digest for each CA key type (RFC 5758, RFC 4055). */
-function signatureAlgorithm(caKeyType: AnyKeyType): { id: asn.AlgorithmIdentifier; hash: string } {
+export function signatureAlgorithm(caKeyType: AnyKeyType): { id: asn.AlgorithmIdentifier; hash: string } {
   switch (caKeyType) {
     case 'p256':
       return { id: new asn.AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }), hash: 'sha256' };

@@ -55,7 +55,7 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
       .where('status', '=', 'revoked')
       .orderBy('revoked_at')
       .execute();
-    const crl = await deps.authority.signCrl({
+    const der = await deps.authority.signCrl({
       number,
       thisUpdate: now,
       nextUpdate,
@@ -65,7 +65,6 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
         reason: REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified'],
       })),
     });
-    const der = new Uint8Array(crl.rawData);
     await trx
       .updateTable('crls')
       .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: revoked.length, der: Buffer.from(der).toString('base64') })
