@@ -53,8 +53,19 @@ export async function dashboard(db: Db, clock: Clock): Promise<Dashboard> {
   }
 
   const soon = rows.filter((r) => new Date(r.not_after).getTime() - now.getTime() <= 90 * DAY_MS);
+  // The certificates are named by the same date range, not by an IN list of their ids: with tens of
+  // thousands expiring, such a list exceeds the database's limit on query parameters.
   const reminders = soon.length
-    ? await db.selectFrom('reminders').select(['certificate_id', (eb) => eb.fn.max('sent_at').as('last')]).where('certificate_id', 'in', soon.map((r) => r.id)).where('status', '=', 'sent').groupBy('certificate_id').execute()
+    ? await db
+        .selectFrom('reminders as r')
+        .innerJoin('certificates as c', 'c.id', 'r.certificate_id')
+        .select(['r.certificate_id', (eb) => eb.fn.max('r.sent_at').as('last')])
+        .where('r.status', '=', 'sent')
+        .where('c.status', '=', 'active')
+        .where('c.not_after', '>', now.toISOString())
+        .where('c.not_after', '<=', new Date(now.getTime() + 90 * DAY_MS).toISOString())
+        .groupBy('r.certificate_id')
+        .execute()
     : [];
   const last = new Map(reminders.map((r) => [r.certificate_id, r.last as string | null]));
   return {
