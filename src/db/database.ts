@@ -9,6 +9,7 @@ import * as m002 from './migrations/002_portal.js';
 import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
+import * as m006 from './migrations/006_revoked_index.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -27,6 +28,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   '003_crl': m003,
   '004_reminders': m004,
   '005_deliveries': m005,
+  '006_revoked_index': m006,
 };
 
 class StaticProvider implements MigrationProvider {
