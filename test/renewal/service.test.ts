@@ -8,6 +8,7 @@ import { markTakenUp, openPackage, renewalInfo, startRenewal, wipeExpiredPackage
 import { renewalStatus } from '../../src/renewal/policy.js';
 import { Refusal } from '../../src/errors.js';
 import { DAY_MS } from '../../src/clock.js';
+import { openDatabase } from '../../src/db/database.js';
 import { run } from '../helpers/openssl.js';
 
 const refused = (code: string) => (e: unknown) => e instanceof Refusal && e.code === code;
@@ -110,6 +111,15 @@ for (const dialect of testDialects()) {
       assert.equal(await markTakenUp(deps, r.successor, 'test'), true);
       assert.equal(await markTakenUp(deps, r.successor, 'test'), false);
       assert.equal(await markTakenUp(deps, old, 'test'), false);
+      // Another instance (its own connection, nothing remembered) sees it taken up too.
+      const instance2 = openDatabase({ url: w.config.databaseUrl, sqliteFile: w.runtime.paths.sqliteFile });
+      try {
+        assert.equal(await markTakenUp({ db: instance2.db, clock: w.clock }, r.successor, 'test'), false);
+      } finally {
+        await instance2.close();
+      }
+      const takenUp = await db.selectFrom('audit_events').select('id').where('action', '=', 'renewal.taken_up').where('target', '=', `certificate:${r.successor.serial}`).execute();
+      assert.equal(takenUp.length, 1, 'taken up once, audited once');
       w.clock.advance(7 * DAY_MS + 1000);
       try {
         await assert.rejects(openPackage(deps, { downloadId: r.renewal.download_id }, old), refused('package_expired'));
