@@ -1,0 +1,154 @@
+/**
+ * `npm run bench`: every benchmark, each in its own process (so one's threads, sockets and heap do
+ * not disturb the next), then one table. Each writes bench/results/<name>-<full|quick>.json; this
+ * writes bench/results/summary-<full|quick>.json with the table's rows.
+ *
+ *   npm run bench [-- --quick] [--only issue,mtls,database]
+ *
+ * --quick is the CI smoke check: small sizes and one short round each (well under two minutes).
+ * Arguments after `--` that a section does not know are passed to every section.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { machine, option, round } from './lib.js';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const SECTIONS = [
+  { name: 'issue', file: 'issue.ts', what: 'issuance vs the openssl CLI' },
+  { name: 'mtls', file: 'mtls.ts', what: 'mTLS request throughput vs nginx' },
+  { name: 'database', file: 'database.ts', what: 'renewal check, CRL, expiring query and size with 1,000,000 certificates' },
+] as const;
+const only = option(argv, '--only')?.split(',');
+const passThrough = argv.filter((a, i) => a !== '--only' && argv[i - 1] !== '--only');
+
+/** Cores' worth of CPU the rest of the machine is using right now (other jobs add noise). */
+async function otherLoad(): Promise<number> {
+  const read = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { busy: f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!, total: f.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = read();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = read();
+    return round(((b.busy - a.busy) / (b.total - a.total)) * os.availableParallelism());
+  } catch {
+    return NaN;
+  }
+}
+
+function runSection(file: string): Promise<{ code: number; seconds: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, file), ...passThrough], { stdio: 'inherit' });
+    child.on('exit', (code) => resolve({ code: code ?? 1, seconds: round((performance.now() - t0) / 1000, 1) }));
+  });
+}
+
+type Json = Record<string, unknown>;
+const readResult = (name: string): Json | undefined => {
+  const f = path.join(import.meta.dirname, 'results', `${name}-${quick ? 'quick' : 'full'}.json`);
+  return fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as Json) : undefined;
+};
+const at = (o: unknown, ...keys: string[]): unknown => keys.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Json)[k] : undefined), o);
+const num = (v: unknown, digits = 2) => (typeof v === 'number' && Number.isFinite(v) ? String(round(v, digits)) : '—');
+
+interface Row {
+  figure: string;
+  kenshin: string;
+  peer: string;
+  ratio: string;
+  target: string;
+  met: boolean | null;
+}
+
+function rows(startedAt: number): Row[] {
+  const out: Row[] = [];
+  const fresh = (r: Json | undefined) => (r && new Date(String(r.date)).getTime() >= startedAt ? r : undefined);
+  const issue = fresh(readResult('issue'));
+  if (issue) {
+    const p = at(issue, 'p256') as Json | undefined;
+    const r = at(issue, 'rsa2048') as Json | undefined;
+    if (p) out.push({ figure: 'P-256 issuance', kenshin: `${num(p.kenshinPerSecond, 1)} /s`, peer: `openssl CLI ${num(p.opensslCliPerSecond, 1)} /s`, ratio: `${num(p.ratioVsOpensslCli)}×`, target: '≥ 3×', met: Number(p.ratioVsOpensslCli) >= 3 });
+    if (r) out.push({ figure: 'RSA-2048 issuance', kenshin: `${num(r.kenshinPerSecond, 1)} /s`, peer: `bare key generation ${num(r.bareKeygenPerSecond, 1)} /s`, ratio: `${num(r.ratioVsBareKeygen)}×`, target: '≥ 0.9×', met: Number(r.ratioVsBareKeygen) >= 0.9 });
+    const lat = at(issue, 'idleIssueLatency') as Json | undefined;
+    if (lat) out.push({ figure: 'wait after 「開始する」 (idle, p50)', kenshin: `P-256 ${num(at(lat, 'p256', 'p50Ms'), 0)} ms, RSA-2048 ${num(at(lat, 'rsa2048', 'p50Ms'), 0)} ms`, peer: '', ratio: '', target: '< 1 s', met: Number(at(lat, 'rsa2048', 'p50Ms') ?? at(lat, 'p256', 'p50Ms')) < 1000 });
+  }
+  const mtls = fresh(readResult('mtls'));
+  if (mtls) {
+    const res = at(mtls, 'results') as Json;
+    for (const [mode, label, target] of [
+      ['keepalive', 'keep-alive', 0.5],
+      ['handshake', 'new TLS handshake per request', 0.9],
+    ] as const) {
+      const n = Number(at(res, 'nginx', mode, 'requestsPerSecond'));
+      for (const who of ['kenshin', 'behind-nginx'] as const) {
+        const k = at(res, who, mode, 'requestsPerSecond');
+        if (typeof k !== 'number') continue;
+        const ratio = k / n;
+        out.push({ figure: `mTLS API request, ${label}${who === 'behind-nginx' ? ', Kenshin behind nginx' : ''}`, kenshin: `${num(k, 0)} req/s`, peer: `nginx static file ${num(n, 0)} req/s`, ratio: `${num(ratio)}×`, target: `≥ ${target}×`, met: ratio >= target });
+      }
+    }
+  }
+  const db = fresh(readResult('database'));
+  if (db) {
+    const certificates = Number(at(db, 'sizes', 'certificates')).toLocaleString('en');
+    const revoked = Number(at(db, 'sizes', 'revoked')).toLocaleString('en');
+    for (const [dialect, r] of Object.entries((at(db, 'results') as Json) ?? {})) {
+      const d = dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+      const check = at(r, 'renewalCheck') as Json;
+      out.push({ figure: `renewal check at login, ${certificates} certificates (${d})`, kenshin: `p50 ${num(check.p50Ms)} ms, p99 ${num(check.p99Ms)} ms`, peer: '', ratio: '', target: 'p99 < 10 ms', met: Boolean(check.met) });
+      const crl = at(r, 'crl') as Json;
+      out.push({
+        figure: `CRL with ${revoked} revoked (${d})`,
+        kenshin: `${num(at(crl, 'kenshin', 'seconds'))} s`,
+        peer: `openssl ca -gencrl ${num(at(crl, 'opensslCaGencrl', 'revokedOnly', 'seconds'))} s`,
+        ratio: `${num(Number(at(crl, 'opensslCaGencrl', 'revokedOnly', 'seconds')) / Number(at(crl, 'kenshin', 'seconds')))}×`,
+        target: '< 3 s',
+        met: Boolean(at(crl, 'kenshin', 'met')),
+      });
+      const exp = at(r, 'expiringWithin90Days') as Json;
+      out.push({ figure: `"expiring within 90 days" (${d}, ${Number(exp.rows).toLocaleString('en')} rows)`, kenshin: `${num(exp.medianMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.met) });
+      out.push({ figure: `database size (${d})`, kenshin: `${num(at(r, 'databaseSize', 'megabytes'), 0)} MB`, peer: '', ratio: '', target: '—', met: null });
+    }
+  }
+  return out;
+}
+
+function table(rs: Row[]): string {
+  const head = ['figure', 'Kenshin', 'peer in the same run', 'ratio', 'target', ''];
+  const cells = rs.map((r) => [r.figure, r.kenshin, r.peer, r.ratio, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+async function main() {
+  const startedAt = Date.now();
+  const load = await otherLoad();
+  const cores = os.availableParallelism();
+  console.log(`Kenshin benchmarks (${quick ? 'quick smoke run' : 'full run'}) on ${cores} cores; other load right now: ${load} cores${load > 0.25 ? ' — figures will be noisy' : ''}`);
+  const sections: Json = {};
+  let failed = 0;
+  for (const s of SECTIONS) {
+    if (only && !only.includes(s.name)) continue;
+    console.log(`\n== ${s.name}: ${s.what}`);
+    const r = await runSection(s.file);
+    sections[s.name] = r;
+    if (r.code !== 0) {
+      failed++;
+      console.error(`${s.name} failed (exit ${r.code})`);
+    }
+  }
+  const rs = rows(startedAt);
+  console.log(`\n${table(rs)}\n`);
+  const out = path.join(import.meta.dirname, 'results', `summary-${quick ? 'quick' : 'full'}.json`);
+  fs.writeFileSync(out, JSON.stringify({ machine: machine(), date: new Date(startedAt).toISOString(), quick, otherLoadAtStartCores: load, loadAverageAtEnd: os.loadavg().map((x) => round(x)), sections, rows: rs }, null, 2) + '\n');
+  console.log(`written ${path.relative(process.cwd(), out)}${quick ? ' (quick mode: small sizes, figures are a smoke check only)' : ''}`);
+  if (failed) process.exitCode = 1;
+}
+
+void main();
