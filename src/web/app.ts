@@ -17,6 +17,7 @@ import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { errorPage } from './views/refusal.js';
 import { securityHeaders } from './security-headers.js';
+import { OneLinePerRequest } from './logging.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
 const STATUS: Partial<Record<RefusalCode, number>> = {
@@ -43,7 +44,7 @@ export interface BuildOptions {
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const presented = opts.presented ?? presentedFromTls;
-  const app = Fastify({ ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }), ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  const app = Fastify({ ...(opts.logger ? { loggerInstance: opts.logger, logController: new OneLinePerRequest() } : { logger: false }), ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
   // A TLS 1.2 renegotiation could present another certificate on the same connection; the
   // identity is read once per connection (presentedFromTls), so renegotiation is refused.
   if (opts.https) app.server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());

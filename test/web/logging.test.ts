@@ -48,6 +48,11 @@ test('the request log of a full renewal holds no password, package password, key
   for (const line of lines) JSON.parse(line); // every line is JSON
   const log = lines.join('\n');
   assert.match(log, /"msg":"renewal started"/);
+  // One line per request, when it completes: what was asked and what was answered.
+  const completed = lines.map((l) => JSON.parse(l) as { msg: string; req?: { method: string; url: string }; res?: { statusCode: number } }).filter((l) => l.msg === 'request completed');
+  assert.ok(completed.some((l) => l.req?.method === 'POST' && l.req.url === '/api/v1/certificate/renewal' && l.res?.statusCode === 200), JSON.stringify(completed.map((l) => [l.req?.method, l.req?.url, l.res?.statusCode])));
+  assert.ok(completed.every((l) => l.req?.url && l.res?.statusCode));
+  assert.doesNotMatch(log, /incoming request/);
   const secrets = {
     'the login password': loginPassword,
     'the package password': packagePassword!,
