@@ -73,20 +73,22 @@ export function writeResult(name: string, quick: boolean, data: Record<string, u
 
 const CLK_TCK = 100; // USER_HZ on Linux: /proc times are in 1/100 s on every mainstream architecture
 
-/** CPU time (user + system) in ms that these processes (all their threads) have used so far. */
-export function cpuMs(pids: number[]): number {
-  let ticks = 0;
+/** CPU time in ms that these processes (all their threads) have used so far, in user space and in the kernel. */
+export function cpuMs(pids: number[]): { user: number; system: number; total: number } {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     try {
       // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
+      user += Number(f[11]);
+      system += Number(f[12]);
     } catch {
       // The process is gone; it used nothing more.
     }
   }
-  return (ticks * 1000) / CLK_TCK;
+  return { user: (user * 1000) / CLK_TCK, system: (system * 1000) / CLK_TCK, total: ((user + system) * 1000) / CLK_TCK };
 }
 
 /** Direct children of a process (nginx's workers under its master). */

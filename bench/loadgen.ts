@@ -42,11 +42,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const measureFrom = Date.now() + 500 + o.warmupSeconds * 1000;
   const measureUntil = measureFrom + o.seconds * 1000;
   const per = Array.from({ length: o.threads }, (_, i) => Math.floor(o.connections / o.threads) + (i < o.connections % o.threads ? 1 : 0));
-  const timers: NodeJS.Timeout[] = [];
-  if (o.onWindow) {
-    timers.push(setTimeout(() => o.onWindow!('start'), measureFrom - Date.now()));
-    timers.push(setTimeout(() => o.onWindow!('end'), measureUntil - Date.now()));
-  }
+  // The edges of the window, each called once: by its timer, or (if the threads report back before
+  // the end timer ran) right after they do, a few milliseconds late at most.
+  const edges = { start: false, end: false };
+  const edge = (e: 'start' | 'end') => {
+    if (edges[e]) return;
+    edges[e] = true;
+    o.onWindow?.(e);
+  };
+  const timers = [setTimeout(() => edge('start'), measureFrom - Date.now()), setTimeout(() => edge('end'), measureUntil - Date.now())];
   const results = await Promise.all(
     per.map(
       (connections) =>
@@ -60,6 +64,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     ),
   );
   timers.forEach(clearTimeout);
+  edge('start');
+  edge('end');
   const errors = results.flatMap((r) => r.errors);
   if (errors.length) throw new Error(`load generator: ${errors.length} connection(s) failed, e.g. ${errors[0]}`);
   const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);

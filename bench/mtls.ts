@@ -29,7 +29,10 @@ const quick = argv.includes('--quick');
 const cores = os.availableParallelism();
 const settings = {
   seconds: Number(option(argv, '--seconds') ?? (quick ? 1 : 8)),
-  warmupSeconds: quick ? 0.5 : 2,
+  /** Unmeasured load on each server and mode before the first round. */
+  initialWarmupSeconds: quick ? 0.5 : 4,
+  /** Unmeasured load at the start of each measurement. */
+  warmupSeconds: quick ? 0.5 : 1,
   rounds: Number(option(argv, '--rounds') ?? (quick ? 1 : 3)),
   // A fixed number of connections, the same for every server.
   connections: Number(option(argv, '--connections') ?? 16),
@@ -199,14 +202,16 @@ async function fetchOnce(p: Prepared, port: number): Promise<{ status: number; b
 
 interface Measurement extends LoadResult {
   serverCpuMsPerRequest: number;
+  /** Of the server's CPU time, the part spent in the kernel (TCP on loopback, mostly). */
+  serverKernelShare: number;
   /** Cores' worth of CPU the server used during the window. */
   serverCores: number;
   generatorCores: number;
 }
 
 async function measure(p: Prepared, t: Target, mode: 'keepalive' | 'handshake'): Promise<Measurement> {
-  let cpu0 = 0;
-  let cpu1 = 0;
+  let cpu0 = { user: 0, system: 0, total: 0 };
+  let cpu1 = cpu0;
   let gen0 = process.cpuUsage();
   let gen = { user: 0, system: 0 };
   const r = await runLoad({
@@ -234,8 +239,9 @@ async function measure(p: Prepared, t: Target, mode: 'keepalive' | 'handshake'):
   if (r.resumedHandshakes) throw new Error(`${r.resumedHandshakes} handshakes were resumed; the benchmark wants full handshakes`);
   return {
     ...r,
-    serverCpuMsPerRequest: (cpu1 - cpu0) / r.count,
-    serverCores: (cpu1 - cpu0) / (settings.seconds * 1000),
+    serverCpuMsPerRequest: (cpu1.total - cpu0.total) / r.count,
+    serverKernelShare: (cpu1.system - cpu0.system) / Math.max(1e-9, cpu1.total - cpu0.total),
+    serverCores: (cpu1.total - cpu0.total) / (settings.seconds * 1000),
     generatorCores: (gen.user + gen.system) / 1000 / (settings.seconds * 1000),
   };
 }
@@ -266,13 +272,15 @@ async function main() {
     const measured = only ? targets.filter((t) => only.includes(t.name)) : targets;
     const modes = (['keepalive', 'handshake'] as const).filter((m) => (option(argv, '--modes') ?? 'keepalive,handshake').split(',').includes(m));
     const runs: Record<string, Record<string, Measurement[]>> = {};
+    // Warm every server up first (JIT, caches, statements), as a server that has been running is.
+    for (const t of measured) for (const mode of modes) await runLoad({ host: '127.0.0.1', port: t.port, path: PATH, ca: p.ca, pfx: p.pfx, passphrase: p.passphrase, connections: settings.connections, threads: settings.threads, mode, warmupSeconds: 0, seconds: settings.initialWarmupSeconds });
     // Rounds interleave the servers, so a burst of other load on the machine hits all of them.
     for (let round = 0; round < settings.rounds; round++) {
       for (const mode of modes) {
         for (const t of measured) {
           const m = await measure(p, t, mode);
           ((runs[t.name] ??= {})[mode] ??= []).push(m);
-          console.log(`round ${round + 1}/${settings.rounds} ${mode.padEnd(9)} ${t.name.padEnd(9)} ${m.requestsPerSecond.toFixed(0).padStart(6)} req/s  server ${m.serverCpuMsPerRequest.toFixed(3)} ms CPU/req (${m.serverCores.toFixed(2)} cores), generator ${m.generatorCores.toFixed(2)} cores, p50 ${m.p50Ms.toFixed(2)} ms p99 ${m.p99Ms.toFixed(2)} ms`);
+          console.log(`round ${round + 1}/${settings.rounds} ${mode.padEnd(9)} ${t.name.padEnd(9)} ${m.requestsPerSecond.toFixed(0).padStart(6)} req/s  server ${m.serverCpuMsPerRequest.toFixed(3)} ms CPU/req (${(100 * m.serverKernelShare).toFixed(0)}% kernel; ${m.serverCores.toFixed(2)} cores), generator ${m.generatorCores.toFixed(2)} cores, p50 ${m.p50Ms.toFixed(2)} ms p99 ${m.p99Ms.toFixed(2)} ms`);
         }
       }
     }
@@ -284,6 +292,7 @@ async function main() {
         requestsPerSecond: round(rps, 0),
         allRounds: ms.map((m) => round(m.requestsPerSecond, 0)),
         serverCpuMsPerRequest: round(median(ms.map((m) => m.serverCpuMsPerRequest)), 4),
+        serverKernelShare: round(median(ms.map((m) => m.serverKernelShare))),
         serverCores: round(median(ms.map((m) => m.serverCores))),
         generatorCores: round(median(ms.map((m) => m.generatorCores))),
         p50Ms: round(median(ms.map((m) => m.p50Ms))),
