@@ -76,7 +76,7 @@ export function openDatabase(opts: OpenOptions): Database {
 /**
  * Kysely's SQLite driver prepares every query anew, and for the lookups a request makes (one row by
  * an index) SQLite's parsing and planning cost more than the lookup itself. Statements are reused
- * by their SQL text. Texts vary only with the length of IN lists, so a small bound keeps the cache
+ * by their SQL text. Texts vary mostly with the length of IN lists, so a small bound keeps the cache
  * from growing; Kysely runs a statement to completion before the next (no stream() in Kenshin), so
  * one statement is never used twice at once. SQLite re-prepares a statement itself after a schema change.
  */
@@ -91,14 +91,13 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
     },
     prepare(sqlText: string) {
       let stmt = cache.get(sqlText);
-      if (stmt) {
-        // Most recently used last, so eviction takes the least recently used.
-        cache.delete(sqlText);
-      } else {
+      if (!stmt) {
+        // First in, first out: the statements a server runs all the time are re-prepared at most
+        // once per 200 new texts, and a hit costs one lookup.
         stmt = sqlite.prepare(sqlText);
         if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(sqlText, stmt);
       }
-      cache.set(sqlText, stmt);
       return stmt;
     },
   };
