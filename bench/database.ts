@@ -209,6 +209,13 @@ async function expiring(rt: Runtime) {
   }
   const sorted = [...runs].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
+  // Context: what one page of that list would cost (the console and CLI show the whole list today).
+  const page: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await listCertificates(deps, { expiringWithinDays: 90, limit: 100 });
+    page.push(ms(t0));
+  }
   // Context only (no target): the console's dashboard reads the next three years of expiries.
   let dashboardMs: number | string;
   try {
@@ -218,7 +225,7 @@ async function expiring(rt: Runtime) {
   } catch (e) {
     dashboardMs = `failed: ${(e as Error).message}`;
   }
-  return { rows, medianMs: round(median, 1), firstMs: round(runs[0]!, 1), target: '< 100 ms', met: median < 100, dashboardMs };
+  return { rows, medianMs: round(median, 1), firstMs: round(runs[0]!, 1), target: '< 100 ms', met: median < 100, firstPageOf100Ms: round(Math.min(...page), 1), dashboardMs };
 }
 
 async function size(rt: Runtime): Promise<{ bytes: number; megabytes: number }> {
@@ -264,7 +271,7 @@ async function runDialect(dialect: Dialect): Promise<Record<string, unknown>> {
       const check = await renewalCheck(rt);
       log(`renewal check: p50 ${check.p50Ms} ms, p99 ${check.p99Ms} ms (${check.samples} logins)`);
       const list = await expiring(rt);
-      log(`expiring within 90 days: ${list.rows} rows in ${list.medianMs} ms (median; first ${list.firstMs} ms); dashboard ${list.dashboardMs} ms`);
+      log(`expiring within 90 days: ${list.rows} rows in ${list.medianMs} ms (median; first ${list.firstMs} ms); a page of 100: ${list.firstPageOf100Ms} ms; dashboard ${list.dashboardMs} ms`);
       const ours = await crl(rt, dir);
       log(`CRL (${sizes.revoked} entries, ${round(ours.bytes / 1e6, 1)} MB): ${ours.seconds} s to publish, ${ours.servingMedianMs} ms to serve`);
       const peer = await opensslPeer(rt, dir);

@@ -118,11 +118,14 @@ function rows(startedAt: number): Row[] {
   return out;
 }
 
+/** Columns on a terminal: CJK characters (「開始する」) take two. */
+const width = (s: string) => [...s].reduce((n, ch) => n + (/[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1), 0);
+
 function table(rs: Row[]): string {
   const head = ['figure', 'Kenshin', 'peer in the same run', 'ratio', 'target', ''];
   const cells = rs.map((r) => [r.figure, r.kenshin, r.peer, r.ratio, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
+  const widths = head.map((h, i) => Math.max(width(h), ...cells.map((c) => width(c[i]!))));
+  const line = (c: string[]) => c.map((x, i) => x + ' '.repeat(widths[i]! - width(x))).join('  ').trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 

@@ -155,7 +155,13 @@ export interface CertificateView {
 
 export async function listCertificates(
   deps: Pick<CertificateDeps, 'db' | 'clock'>,
-  filter: { tenantCode?: string | undefined; expiringWithinDays?: number | undefined; status?: EffectiveStatus | undefined },
+  filter: {
+    tenantCode?: string | undefined;
+    expiringWithinDays?: number | undefined;
+    status?: EffectiveStatus | undefined;
+    /** At most this many, soonest expiry first (a page); all when unset. */
+    limit?: number | undefined;
+  },
 ): Promise<CertificateView[]> {
   const now = deps.clock.now();
   let q = deps.db
@@ -187,6 +193,10 @@ export async function listCertificates(
   if (filter.status === 'expired') q = q.where('c.status', '=', 'active').where('c.not_after', '<=', nowIso);
   if (filter.status === 'not_yet_valid') q = q.where('c.status', '=', 'active').where('c.not_before', '>', nowIso);
   if (filter.status === 'active') q = q.where('c.status', '=', 'active').where('c.not_after', '>', nowIso).where('c.not_before', '<=', nowIso);
+  if (filter.limit !== undefined) {
+    if (!Number.isInteger(filter.limit) || filter.limit < 1) throw invalidInput('limit', 'must be a whole number of at least 1');
+    q = q.limit(filter.limit);
+  }
   const rows = await q.execute();
   return rows.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now));
 }

@@ -69,6 +69,10 @@ for (const dialect of testDialects()) {
       const all = await listCertificates({ db, clock: w.clock }, { tenantCode: 'EXP' });
       assert.deepEqual(all.map((c) => c.status).sort(), ['active', 'active', 'active', 'expired', 'revoked']);
       await assert.rejects(listCertificates({ db, clock: w.clock }, { expiringWithinDays: -1 }), refused('invalid_input'));
+      // A page: the soonest first.
+      const first = await listCertificates({ db, clock: w.clock }, { tenantCode: 'EXP', expiringWithinDays: 90, limit: 1 });
+      assert.deepEqual(first.map((c) => c.serial), [in30.serial]);
+      await assert.rejects(listCertificates({ db, clock: w.clock }, { limit: 0 }), refused('invalid_input'));
     });
 
     test('a successor keeps the exact subject even after the tenant is renamed', async () => {
