@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import tls from 'node:tls';
 import { x509 } from './x509.js';
 import type { IssuingAuthority } from './authority.js';
 import { exportPkcs8, generateKeyPair } from './keys.js';
@@ -55,6 +56,9 @@ function readExisting(paths: DataPaths, passphrase: string): { cert: x509.X509Ce
     const cert = new x509.X509Certificate(chainPem.split(/(?<=-----END CERTIFICATE-----)/)[0]!.trim());
     const der = decryptPkcs8Pem(fs.readFileSync(paths.serverKey, 'utf8'), passphrase, paths.serverKey);
     const keyPem = pemEncode(der, 'PRIVATE KEY');
+    // Two instances sharing a data dir may both have written a pair at first start: a key and a
+    // certificate from different writers would fail every handshake, so a mismatch means "issue anew".
+    tls.createSecureContext({ cert: chainPem, key: keyPem });
     return { cert, chainPem, keyPem };
   } catch {
     return undefined; // unreadable: issue a fresh one

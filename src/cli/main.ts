@@ -5,12 +5,14 @@ import { registerTenancy } from './commands/tenancy.js';
 import { registerCert } from './commands/cert.js';
 import { registerAudit } from './commands/audit.js';
 import { registerReminders } from './commands/reminders.js';
+import { registerConfig } from './commands/config.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
   const program = new Command('kenshin')
     .description('Kenshin Cloud: client certificates for 特定健診 cloud services')
     .option('--data-dir <DIR>', 'data directory (default ./data, or KENSHIN_DATA_DIR)')
+    .option('--config <FILE>', 'settings file of KENSHIN_*=value lines (or KENSHIN_CONFIG); the environment overrides it')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError(false)
     .exitOverride();
@@ -19,6 +21,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerCert(program, io, exit);
   registerAudit(program, io, exit);
   registerReminders(program, io, exit);
+  registerConfig(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -21,7 +21,7 @@ export interface Database {
 }
 
 /** Migrations in order. Each gets the dialect so the few dialect-specific bits stay in one file. */
-const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
+export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
   '001_initial': m001,
   '002_portal': m002,
   '003_crl': m003,

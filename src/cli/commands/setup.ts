@@ -31,29 +31,41 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .action(async (o: { demo?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config }) => {
         const r = await initialise(config, { demo: Boolean(o.demo), ...(io.clock ? { clock: io.clock } : {}) });
-        out.result(r, () => describeInit(r, `https://${config.listen.host}:${config.listen.port}/`));
+        out.result(r, () => describeInit(r, config.publicUrl));
       }),
     );
 
   program
     .command('serve')
     .description('run the HTTPS service')
-    .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN)')
+    .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN; unix:/path in proxy mode)')
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListen(o.listen, 'listen') } : {}), async ({ config }) => {
-        const url = `https://${config.listen.host}:${config.listen.port}/`;
         if (o.init && !isInitialised(dataPaths(config.dataDir))) {
           const r = await initialise(config, { demo: true });
-          io.stdout(describeInit(r, url) + '\n\n');
+          io.stdout(describeInit(r, config.publicUrl) + '\n\n');
         }
         const server = await startServer(config);
-        io.stdout(`Kenshin Cloud listening on ${server.url}\n`);
+        io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${config.trustedProxies.join(', ')})` : ''}\n`);
+        // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
+        const reload = () => {
+          server.reloadTls().then(
+            (r) => io.stdout(`reloaded TLS certificate from ${r.source}\n`),
+            (e: unknown) => io.stderr(`kenshin: TLS reload failed, keeping the current certificate: ${(e as Error).message}\n`),
+          );
+        };
+        process.on('SIGHUP', reload);
         await new Promise<void>((resolve) => {
           const stop = () => {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
-            void server.close().then(resolve);
+            process.off('SIGHUP', reload);
+            io.stdout(`shutting down: finishing requests in flight (up to ${config.shutdownGraceSeconds} s)\n`);
+            void server.close().then(() => {
+              io.stdout('stopped\n');
+              resolve();
+            });
           };
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
