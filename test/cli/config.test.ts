@@ -30,6 +30,16 @@ describe('configuration file and kenshin config check', async () => {
     assert.equal(c.configFile, file);
   });
 
+  test('the shipped example (deploy/kenshin.conf.example) is a valid proxy-mode configuration', () => {
+    const example = path.resolve(import.meta.dirname, '../../deploy/kenshin.conf.example');
+    const c = loadConfig({}, { KENSHIN_CONFIG: example });
+    assert.equal(c.mode, 'proxy');
+    assert.deepEqual(c.listen, { socket: '/run/kenshin/kenshin.sock' });
+    assert.equal(c.dataDir, '/var/lib/kenshin');
+    assert.match(c.databaseUrl ?? '', /^postgres:\/\//);
+    assert.deepEqual(c.trustedProxies, ['127.0.0.1', '::1']);
+  });
+
   test('mistakes name the key, the file and the line', () => {
     const err = (text: string) => {
       try {
