@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 import { freshDatabaseUrl } from '../helpers/databases.js';
 import { tempDir } from '../helpers/tmp.js';
 import { kenshin } from '../helpers/cli.js';
@@ -33,11 +34,28 @@ function instanceEnv(dataDir: string, databaseUrl: string, extra: Record<string,
   return { KENSHIN_DATA_DIR: dataDir, KENSHIN_DATABASE_URL: databaseUrl, KENSHIN_METRICS_LISTEN: 'off', KENSHIN_LOG_LEVEL: 'warn', KENSHIN_MINT_WORKERS: '1', ...extra };
 }
 
+/** Starts both at the same moment. */
+async function spawnPair(args: string[], env: Record<string, string>): Promise<[Instance, Instance]> {
+  return Promise.all([spawnInstance('A', args, env), spawnInstance('B', args, env)]);
+}
+
 /** Starts both at the same moment and waits until both answer /healthz. */
 async function startPair(args: string[], env: Record<string, string>, dataDir: string): Promise<[Instance, Instance]> {
-  const pair = await Promise.all([spawnInstance('A', args, env), spawnInstance('B', args, env)]);
+  const pair = await spawnPair(args, env);
   await Promise.all(pair.map((i) => waitReady(i, dataDir)));
-  return pair as [Instance, Instance];
+  return pair;
+}
+
+/** Kysely's migration lock on PostgreSQL: a session advisory lock with this key (kysely/dist/esm/dialect/postgres/postgres-adapter.js). */
+const KYSELY_MIGRATION_LOCK = '3853314791062309107';
+
+/** Polls `check` until it holds; the deadline only stops a hung test, with `what` in the message. */
+async function until(check: () => Promise<boolean>, what: string, deadlineMs = 60_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`gave up waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Pino writes one JSON line per event on stdout; warnings and errors have level ≥ 40. */
@@ -145,7 +163,23 @@ if (!ADMIN_URL) {
       smtp = await smtpServer();
       env = instanceEnv(dataDir, db.url!, { KENSHIN_SMTP_URL: smtp.url, KENSHIN_MAIL_FROM: 'Kenshin Cloud <no-reply@kenshin.test>' });
 
-      [a, b] = await startPair(['serve'], env, dataDir);
+      // Hold the migration lock ourselves until both instances wait for it, then let go: both are
+      // then migrating at the same moment, whatever their start-up times were.
+      const holder = new pg.Client({ connectionString: db.url });
+      await holder.connect();
+      try {
+        await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
+        [a, b] = await spawnPair(['serve'], env);
+        const waiting = async () => {
+          const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
+          return r.rows[0]!.n === 2;
+        };
+        await until(waiting, `both instances waiting for the migration lock\nA: ${a.stderr}\nB: ${b.stderr}`);
+        await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
+      } finally {
+        await holder.end();
+      }
+      await Promise.all([a, b].map((i) => waitReady(i, dataDir)));
       const [certA, certB] = await Promise.all([serverCertificate(a.url, ca), serverCertificate(b.url, ca)]);
       assert.equal(sha256(certA), sha256(certB), 'one server certificate, written once');
       assert.equal(a.stderr + b.stderr, '');
@@ -191,7 +225,23 @@ if (!ADMIN_URL) {
 
     test('restarted together, both run the reminders at start: the due reminder is mailed once', async () => {
       await stopQuietly(a, b);
-      [a, b] = await startPair(['serve'], env, dataDir);
+      // Hold the migration lock ourselves until both instances wait for it, then let go: both are
+      // then migrating at the same moment, whatever their start-up times were.
+      const holder = new pg.Client({ connectionString: db.url });
+      await holder.connect();
+      try {
+        await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
+        [a, b] = await spawnPair(['serve'], env);
+        const waiting = async () => {
+          const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
+          return r.rows[0]!.n === 2;
+        };
+        await until(waiting, `both instances waiting for the migration lock\nA: ${a.stderr}\nB: ${b.stderr}`);
+        await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
+      } finally {
+        await holder.end();
+      }
+      await Promise.all([a, b].map((i) => waitReady(i, dataDir)));
       // Ready means listening, and the start-up housekeeping (reminders included) runs before that.
       assert.equal(smtp.received.length, 1, `mails: ${smtp.received.map((m) => m.to.join(',')).join(' ')}`);
       assert.deepEqual(smtp.received[0]!.to, ['office@yamada.example.jp']);
