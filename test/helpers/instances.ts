@@ -129,7 +129,7 @@ export interface RawResponse {
  * in flight at once rather than queued behind each other's handshakes.
  */
 export async function simultaneousRequests(
-  targets: { base: string; method: string; path: string; json?: unknown }[],
+  targets: { base: string; method: string; path: string; headers?: Record<string, string>; body?: string }[],
   opts: { ca: string; pfx: Uint8Array; passphrase: string },
 ): Promise<RawResponse[]> {
   const sockets = await Promise.all(
@@ -146,10 +146,10 @@ export async function simultaneousRequests(
     targets.map(
       (t, i) =>
         new Promise<RawResponse>((resolve, reject) => {
-          const payload = t.json === undefined ? undefined : Buffer.from(JSON.stringify(t.json));
+          const payload = t.body === undefined ? undefined : Buffer.from(t.body);
           const req = https.request(new URL(t.path, t.base), {
             method: t.method,
-            headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
+            headers: { ...t.headers, ...(payload ? { 'content-length': String(payload.length) } : {}) },
             // No agent: the request goes over the connection that is already open (see above).
             createConnection: () => sockets[i]!,
           });

@@ -201,6 +201,7 @@ if (!ADMIN_URL) {
       await addTenant(deps, { code: 'T0002', name: '佐藤医院' }, 'test'); // no contact: never mailed
       await addInstitution(deps, { tenantCode: 'T0002', number: '1312345678', name: '佐藤医院' }, 'test');
       await addUser(deps, { tenantCode: 'T0002', loginId: 'sato', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
+      await addUser(deps, { tenantCode: 'T0002', loginId: 'tanaka', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
       await addTenant(deps, { code: 'OPERATORS', name: '運用者' }, 'test');
       await addUser(deps, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
       const certDeps = await rt!.certificateDeps();
@@ -219,6 +220,7 @@ if (!ADMIN_URL) {
       await issue('renew', 'T0002', 60);
       await issue('session', 'T0002', 400);
       await issue('victim', 'T0002', 400);
+      await issue('guesser', 'T0002', 400);
       await issue('operator', 'OPERATORS', 400);
       assert.equal(smtp.received.length, 0);
     });
@@ -257,7 +259,7 @@ if (!ADMIN_URL) {
 
     test('100 simultaneous renewals of one certificate, 50 on each instance: one successor, one package', async (t) => {
       const cert = certs.renew!;
-      const targets = Array.from({ length: 100 }, (_, n) => ({ base: (n % 2 ? b : a).url, method: 'POST', path: '/api/v1/certificate/renewal', json: {} }));
+      const targets = Array.from({ length: 100 }, (_, n) => ({ base: (n % 2 ? b : a).url, method: 'POST', path: '/api/v1/certificate/renewal', headers: { 'content-type': 'application/json' }, body: '{}' }));
       const responses = await simultaneousRequests(targets, { ca, pfx: cert.file, passphrase: cert.password });
       for (const r of responses) assert.ok(r.status === 201 || r.status === 200, `${r.status} ${r.body}`);
       assert.equal(responses.filter((r) => r.status === 201).length, 1, 'exactly one request created the renewal');
@@ -301,6 +303,29 @@ if (!ADMIN_URL) {
       const again = await onA.get('/home');
       assert.equal(again.status, 303);
       assert.equal(again.headers.location, '/');
+    });
+
+    test('wrong passwords sent to both at once are all counted: the login locks after 5, none is lost', async () => {
+      const cert = certs.guesser!;
+      const onA = new TlsClient(a.url, ca, cert);
+      const page = await onA.get('/');
+      const csrf = /name="_csrf" value="([^"]*)"/.exec(page.text)![1]!;
+      const cookie = [...onA.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+      const body = new URLSearchParams({ _csrf: csrf, loginId: 'tanaka', password: 'wrong guess' }).toString();
+      const targets = Array.from({ length: 6 }, (_, n) => ({ base: (n % 2 ? b : a).url, method: 'POST', path: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body }));
+      const responses = await simultaneousRequests(targets, { ca, pfx: cert.file, passphrase: cert.password });
+      // Each is a wrong password (401) or, once 5 are counted, the lock (429); never a server error.
+      for (const r of responses) assert.ok(r.status === 401 || r.status === 429, `${r.status} ${r.body.slice(0, 300)}`);
+      const q = rt!.database.db;
+      const rows = await q.selectFrom('login_throttle').select(['key', 'failures', 'locked_until']).where('key', 'in', [`cert:${cert.id}`, `login:${(await q.selectFrom('tenants').select('id').where('code', '=', 'T0002').executeTakeFirstOrThrow()).id}:tanaka`]).execute();
+      const failed = responses.filter((r) => r.status === 401).length;
+      assert.equal(rows.length, 2);
+      for (const row of rows) {
+        assert.equal(row.failures, failed, `${row.key}: every failure counted once`);
+        assert.ok(row.locked_until, `${row.key} locked`);
+      }
+      const right = await onA.submit(page, '/login', { loginId: 'tanaka', password: PASSWORD });
+      assert.equal(right.status, 429, 'even the right password waits for the lock');
     });
 
     test('the CRL is the same from both; a revocation in A’s console gives both the same new CRL', async () => {
