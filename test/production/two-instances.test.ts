@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
 import { freshDatabaseUrl } from '../helpers/databases.js';
 import { tempDir } from '../helpers/tmp.js';
 import { kenshin } from '../helpers/cli.js';
@@ -17,6 +18,7 @@ import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { addInstitution, addTenant, addUser } from '../../src/tenancy/service.js';
 import { issueCertificate } from '../../src/certificates/service.js';
 import { DAY_MS } from '../../src/clock.js';
+import type { Schema } from '../../src/db/schema.js';
 
 /**
  * Two real `kenshin serve` processes on one PostgreSQL database and one data directory, as an
@@ -27,7 +29,18 @@ import { DAY_MS } from '../../src/clock.js';
 
 const ADMIN_URL = process.env.KENSHIN_TEST_DATABASE_URL;
 const PASSWORD = 'correct horse battery';
-const MIGRATIONS = ['001_initial', '002_portal', '003_crl', '004_reminders', '005_deliveries'];
+/** Every migration the code has, from its folder, so a new one needs no change here. */
+const MIGRATIONS = fs
+  .readdirSync(path.resolve(import.meta.dirname, '../../src/db/migrations'))
+  .filter((f) => /^\d{3}_\w+\.ts$/.test(f))
+  .map((f) => f.replace(/\.ts$/, ''))
+  .sort();
+
+/** The names in Kysely's migration table, in order: each must be there exactly once. */
+async function recordedMigrations(db: Kysely<Schema>): Promise<string[]> {
+  const r = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+  return r.rows.map((m) => m.name);
+}
 
 /** Each instance's environment: one data dir, one database, quiet logs, one mint worker each (2 cores). */
 function instanceEnv(dataDir: string, databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -56,6 +69,31 @@ async function until(check: () => Promise<boolean>, what: string, deadlineMs = 6
     if (Date.now() > end) throw new Error(`gave up waiting: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Starts both with our own hold on the migration lock, lets go once both wait for it, then waits
+ * until both are ready: whatever their start-up times, both then migrate, and run the start-up
+ * housekeeping (CRL, reminders), at the same moment. That they wait at all shows the lock works.
+ */
+async function startInLockstep(env: Record<string, string>, dataDir: string, databaseUrl: string): Promise<[Instance, Instance]> {
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  let pair: [Instance, Instance];
+  try {
+    await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
+    pair = await spawnPair(['serve'], env);
+    const waiting = async () => {
+      const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
+      return r.rows[0]!.n === 2;
+    };
+    await until(waiting, `both instances waiting for the migration lock\nA: ${pair[0].stderr}\nB: ${pair[1].stderr}`);
+    await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
+  } finally {
+    await holder.end();
+  }
+  await Promise.all(pair.map((i) => waitReady(i, dataDir)));
+  return pair;
 }
 
 /** Pino writes one JSON line per event on stdout; warnings and errors have level ≥ 40. */
@@ -92,7 +130,7 @@ if (!ADMIN_URL) {
       db = await freshDatabaseUrl('postgres');
       const env = instanceEnv(dataDir, db.url!);
       [a, b] = await startPair(['serve', '--init'], env, dataDir);
-      // Exactly one of them created the CA and the demo; both print where they listen.
+      // Exactly one of them created the CA and the demo (and said so); the other waited for it.
       const inits = [a, b].filter((i) => /initialised /.test(i.stdout));
       assert.equal(inits.length, 1, `A:\n${a.stdout}\nB:\n${b.stdout}`);
       assert.match(inits[0]!.stdout, /login: +demo \/ \S+/);
@@ -118,8 +156,7 @@ if (!ADMIN_URL) {
       const rt = await openRuntime(loadConfig({ dataDir }, { KENSHIN_DATABASE_URL: db.url }));
       try {
         const q = rt.database.db;
-        const migrations = await q.selectFrom('kysely_migration' as never).select('name' as never).orderBy('name' as never).execute();
-        assert.deepEqual(migrations.map((m) => (m as { name: string }).name), MIGRATIONS);
+        assert.deepEqual(await recordedMigrations(q), MIGRATIONS);
         assert.deepEqual((await q.selectFrom('tenants').select('code').execute()).map((t) => t.code), ['DEMO']);
         assert.equal((await q.selectFrom('certificates').select('id').execute()).length, 1);
         assert.equal((await q.selectFrom('users').select('id').execute()).length, 1);
@@ -163,31 +200,14 @@ if (!ADMIN_URL) {
       smtp = await smtpServer();
       env = instanceEnv(dataDir, db.url!, { KENSHIN_SMTP_URL: smtp.url, KENSHIN_MAIL_FROM: 'Kenshin Cloud <no-reply@kenshin.test>' });
 
-      // Hold the migration lock ourselves until both instances wait for it, then let go: both are
-      // then migrating at the same moment, whatever their start-up times were.
-      const holder = new pg.Client({ connectionString: db.url });
-      await holder.connect();
-      try {
-        await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
-        [a, b] = await spawnPair(['serve'], env);
-        const waiting = async () => {
-          const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
-          return r.rows[0]!.n === 2;
-        };
-        await until(waiting, `both instances waiting for the migration lock\nA: ${a.stderr}\nB: ${b.stderr}`);
-        await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
-      } finally {
-        await holder.end();
-      }
-      await Promise.all([a, b].map((i) => waitReady(i, dataDir)));
+      [a, b] = await startInLockstep(env, dataDir, db.url!);
       const [certA, certB] = await Promise.all([serverCertificate(a.url, ca), serverCertificate(b.url, ca)]);
       assert.equal(sha256(certA), sha256(certB), 'one server certificate, written once');
       assert.equal(a.stderr + b.stderr, '');
 
       rt = await openRuntime(loadConfig({ dataDir }, { KENSHIN_DATABASE_URL: db.url }));
       const q = rt.database.db;
-      const migrations = await q.selectFrom('kysely_migration' as never).select('name' as never).orderBy('name' as never).execute();
-      assert.deepEqual(migrations.map((m) => (m as { name: string }).name), MIGRATIONS, 'each migration recorded exactly once');
+      assert.deepEqual(await recordedMigrations(q), MIGRATIONS, 'each migration recorded exactly once');
       // Both published the CRL at start on an empty table: one row, signed, served by both.
       const crls = await q.selectFrom('crls').select(['number', 'der']).execute();
       assert.equal(crls.length, 1);
@@ -227,23 +247,7 @@ if (!ADMIN_URL) {
 
     test('restarted together, both run the reminders at start: the due reminder is mailed once', async () => {
       await stopQuietly(a, b);
-      // Hold the migration lock ourselves until both instances wait for it, then let go: both are
-      // then migrating at the same moment, whatever their start-up times were.
-      const holder = new pg.Client({ connectionString: db.url });
-      await holder.connect();
-      try {
-        await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
-        [a, b] = await spawnPair(['serve'], env);
-        const waiting = async () => {
-          const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
-          return r.rows[0]!.n === 2;
-        };
-        await until(waiting, `both instances waiting for the migration lock\nA: ${a.stderr}\nB: ${b.stderr}`);
-        await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
-      } finally {
-        await holder.end();
-      }
-      await Promise.all([a, b].map((i) => waitReady(i, dataDir)));
+      [a, b] = await startInLockstep(env, dataDir, db.url!);
       // Ready means listening, and the start-up housekeeping (reminders included) runs before that.
       assert.equal(smtp.received.length, 1, `mails: ${smtp.received.map((m) => m.to.join(',')).join(' ')}`);
       assert.deepEqual(smtp.received[0]!.to, ['office@yamada.example.jp']);
