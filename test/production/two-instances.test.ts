@@ -367,8 +367,13 @@ if (!ADMIN_URL) {
       assert.equal(refused.json().error, 'certificate_revoked');
     });
 
-    test('both stop cleanly: exit 0, nothing on stderr, no warnings logged', async () => {
+    test('both stop cleanly: exit 0, nothing on stderr, no warnings logged; the audit chain did not fork', async () => {
       await stopQuietly(a, b);
+      // Both instances appended to one hash chain at once (100 renewal starts among others).
+      const verify = await kenshin(['audit', 'verify'], { env: { KENSHIN_DATA_DIR: dataDir, KENSHIN_DATABASE_URL: db.url } });
+      assert.equal(verify.code, 0, verify.stderr + verify.stdout);
+      const events = await rt!.database.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      assert.ok(Number(events.n) > 100);
     });
   });
 }
