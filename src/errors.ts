@@ -16,6 +16,7 @@ export type RefusalCode =
   | 'not_initialized'
   | 'ca_key_unreadable'
   | 'data_dir_not_writable'
+  | 'data_dir_locked'
   | 'output_not_writable'
   // Renewal and the portal
   | 'certificate_expired'

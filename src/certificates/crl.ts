@@ -44,10 +44,16 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const now = deps.clock.now();
   const nextUpdate = new Date(now.getTime() + CRL_VALIDITY_MS);
   return deps.db.transaction().execute(async (trx) => {
-    // Claim the next number first (a write), so concurrent publishers get distinct numbers.
-    const bumped = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirst();
-    const number = bumped?.number ?? 1;
-    if (!bumped) await trx.insertInto('crls').values({ issuer_fingerprint: issuer, number, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' }).execute();
+    // Make sure the row exists first: two instances publishing their first CRL at the same start
+    // would otherwise both find no row and both insert, and the loser's start-up would fail on the
+    // primary key. ON CONFLICT DO NOTHING waits for the other insert and then leaves its row alone.
+    await trx
+      .insertInto('crls')
+      .values({ issuer_fingerprint: issuer, number: 0, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' })
+      .onConflict((oc) => oc.column('issuer_fingerprint').doNothing())
+      .execute();
+    // Claim the next number (a write, so a row lock): concurrent publishers get distinct numbers.
+    const { number } = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirstOrThrow();
     const revoked = await trx
       .selectFrom('certificates')
       .select(['serial', 'revoked_at', 'revocation_reason'])

@@ -71,7 +71,12 @@ export function openDatabase(opts: OpenOptions): Database {
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }
 
-/** Brings the schema up to date. Kysely takes a lock, so two instances starting at once migrate once. */
+/**
+ * Brings the schema up to date. On PostgreSQL Kysely holds a session advisory lock on one connection
+ * while it reads what has run and migrates in a transaction, so instances starting at once migrate
+ * once: the others wait, then find nothing to do (test/production/two-instances.test.ts holds that
+ * lock to make both wait). SQLite has no such lock: one process migrates a file at a time.
+ */
 export async function migrate(database: Database): Promise<void> {
   const migrator = new Migrator({ db: database.db, provider: new StaticProvider(database.dialect) });
   const { error, results } = await migrator.migrateToLatest();

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { initialise, type InitResult } from '../../setup/init.js';
-import { isInitialised } from '../../ca/hierarchy.js';
-import { dataPaths, parseListen } from '../../config.js';
+import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
+import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
 import { currentCrl } from '../../certificates/crl.js';
 import fs from 'node:fs';
@@ -42,10 +41,9 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListen(o.listen, 'listen') } : {}), async ({ config }) => {
-        if (o.init && !isInitialised(dataPaths(config.dataDir))) {
-          const r = await initialise(config, { demo: true });
-          io.stdout(describeInit(r, config.publicUrl) + '\n\n');
-        }
+        // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
+        const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
+        if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
         const server = await startServer(config);
         io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${config.trustedProxies.join(', ')})` : ''}\n`);
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
