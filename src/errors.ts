@@ -17,6 +17,8 @@ export type RefusalCode =
   | 'ca_key_unreadable'
   | 'data_dir_not_writable'
   | 'output_not_writable'
+  // Backup and restore
+  | 'backup_damaged'
   // Renewal and the portal
   | 'certificate_expired'
   | 'certificate_revoked'
