@@ -1,8 +1,8 @@
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { makePortalWorld } from '../helpers/portal-world.js';
 import { kenshin, kenshinProcess } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -16,7 +16,8 @@ import { verifyAuditChain } from '../../src/audit/verify.js';
 import { appendAudit } from '../../src/audit/log.js';
 import { startServer } from '../../src/web/server.js';
 import type { BackupManifest } from '../../src/ops/manifest.js';
-import type { RestoreResult } from '../../src/ops/restore.js';
+import { pgRestoreCommand, type RestoreResult } from '../../src/ops/restore.js';
+import { freshDatabaseUrl } from '../helpers/databases.js';
 
 // `kenshin backup` / `kenshin restore` on real SQLite files, with `kenshin serve` running on the
 // source and a second process writing to it during the backup.
@@ -272,6 +273,14 @@ describe('kenshin backup / restore on SQLite', async () => {
     assert.match(notBackup.stderr, /manifest\.json is missing \(not a Kenshin backup directory\?\)/);
   });
 
+  test('a SQLite backup is not restored into PostgreSQL', async () => {
+    const target = path.join(tempDir(), 'data');
+    const r = await k(target, ['restore', '--from', path.join(backups, 'quiet')], { ...ENV, KENSHIN_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^kenshin: KENSHIN_DATABASE_URL: this backup holds a SQLite database: unset KENSHIN_DATABASE_URL to restore it/);
+    assert.ok(!fs.existsSync(target));
+  });
+
   test('restore refuses a data directory that already has a database or a CA, and changes nothing', async () => {
     const before = treeOf(w.dir);
     const r = await k(w.dir, ['restore', '--from', path.join(backups, 'quiet')]);
@@ -341,3 +350,95 @@ describe('kenshin backup / restore on SQLite', async () => {
     assert.deepEqual(fs.readdirSync(parent), []);
   });
 });
+
+/** Runs a command line exactly as Kenshin printed it, with the database URL in the environment as the operator has it. */
+function runPrinted(commandLine: string, databaseUrl: string): void {
+  const r = spawnSync('sh', ['-c', commandLine], { env: { PATH: process.env.PATH, KENSHIN_DATABASE_URL: databaseUrl }, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${commandLine}\n${r.stderr}`);
+}
+
+// PostgreSQL: the files come from `kenshin backup`, the database from the pg_dump / pg_restore lines
+// it prints. Runs wherever the rest of the suite runs on PostgreSQL (KENSHIN_TEST_DATABASE_URL).
+if (process.env.KENSHIN_TEST_DATABASE_URL) {
+  describe('kenshin backup / restore on PostgreSQL with pg_dump and pg_restore', async () => {
+    const w = await makePortalWorld('postgres');
+    const url = w.config.databaseUrl!;
+    const db = w.runtime.database.db;
+    const k = (dataDir: string, args: string[], databaseUrl: string) => kenshin(['--data-dir', dataDir, ...args], { env: { ...ENV, KENSHIN_DATABASE_URL: databaseUrl }, clock: w.clock });
+    const renewed = await w.cert(60);
+    const renewal = (await w.client(renewed).request('POST', '/api/v1/certificate/renewal', { json: {} })).json<{ serial: string }>();
+    const revoked = await w.cert(400);
+    await revokeCertificate({ db, clock: w.clock }, { serial: revoked.row.serial, reason: 'keyCompromise', actor: 'test' });
+    const out = path.join(tempDir('kenshin-backups-'), 'pg');
+    const fresh = async () => {
+      const d = await freshDatabaseUrl('postgres');
+      after(() => d.drop());
+      return d.url!;
+    };
+
+    const b = await k(w.dir, ['backup', '--out', out], url);
+    assert.equal(b.code, 0, b.stderr);
+    const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BackupManifest;
+    const dumpLine = /^database: PostgreSQL is not in this backup; dump it into it now: (pg_dump .*)$/m.exec(b.stdout)?.[1];
+
+    test('backup holds the files and prints the exact pg_dump line', () => {
+      assert.equal(dumpLine, `pg_dump --format=custom --file ${path.join(out, 'kenshin.pgdump')} "$KENSHIN_DATABASE_URL"`);
+      assert.deepEqual(m.database, { dialect: 'postgres', dumpFile: 'kenshin.pgdump', dumpCommand: dumpLine });
+      assert.deepEqual(
+        m.files.map((f) => f.path),
+        ['ca/issuing.crt', 'ca/issuing.key', 'ca/root.crt', 'ca/root.key', 'secrets/package-key', 'server/server.crt', 'server/server.key'],
+      );
+      assert.equal(m.snapshot.counts.certificates, 3);
+      assert.equal(m.snapshot.counts.revokedCertificates, 1);
+      assert.ok(!b.stdout.includes(url), 'the database URL (with its password) is not printed');
+      runPrinted(dumpLine!, url);
+      assert.ok(fs.statSync(path.join(out, 'kenshin.pgdump')).size > 0);
+    });
+
+    test('restore of the files into an empty database leaves it alone and prints pg_restore; after it everything is back', async () => {
+      const target = path.join(tempDir(), 'data');
+      const targetUrl = await fresh();
+      const r = await k(target, ['restore', '--from', out, '--json'], targetUrl);
+      assert.equal(r.code, 0, r.stderr);
+      const rr = r.json<RestoreResult>();
+      assert.equal(rr.database, 'awaiting_pg_restore');
+      assert.equal(rr.pgRestoreCommand, `pg_restore --no-owner --no-acl --exit-on-error --single-transaction --dbname "$KENSHIN_DATABASE_URL" ${path.join(out, 'kenshin.pgdump')}`);
+      assert.deepEqual(fs.readdirSync(target).sort(), ['ca', 'secrets', 'server']);
+      runPrinted(rr.pgRestoreCommand!, targetUrl); // fails if restore had created tables
+      const verify = await k(target, ['audit', 'verify'], targetUrl);
+      assert.equal(verify.code, 0, verify.stderr);
+      for (const args of [['tenant', 'list', '--json'], ['cert', 'list', '--json']]) {
+        assert.deepEqual((await k(target, args, targetUrl)).json(), (await k(w.dir, args, url)).json(), args.join(' '));
+      }
+    });
+
+    test('pg_restore first, then restore verifies the database; a server on it accepts the restored certificates', async () => {
+      const target = path.join(tempDir(), 'data');
+      const targetUrl = await fresh();
+      runPrinted(pgRestoreCommand(out), targetUrl);
+      const r = await k(target, ['restore', '--from', out, '--json'], targetUrl);
+      assert.equal(r.code, 0, r.stderr);
+      const rr = r.json<RestoreResult>();
+      assert.equal(rr.database, 'verified');
+      // The dump was taken after the files: it also holds the backup.created event; then the restore's.
+      assert.deepEqual(rr.counts, { ...m.snapshot.counts, auditEvents: m.snapshot.counts.auditEvents + 2 });
+      assert.deepEqual(rr.audit, { ok: true, events: m.snapshot.audit.count + 2 });
+      const server = await startServer({ ...w.config, dataDir: target, databaseUrl: targetUrl }, { clock: w.clock });
+      try {
+        const client = (cert: { file: Uint8Array; password: string }) => new TlsClient(server.url, w.ca, cert);
+        const mine = await client(renewed).get('/api/v1/certificate');
+        assert.equal(mine.status, 200, mine.text);
+        assert.equal(mine.json<{ successor: { serial: string } }>().successor.serial, renewal.serial);
+        assert.equal((await client(revoked).get('/api/v1/certificate')).json().error, 'certificate_revoked');
+      } finally {
+        await server.close();
+      }
+    });
+
+    test('a PostgreSQL backup is not restored without a database URL', async () => {
+      const r = await kenshin(['--data-dir', path.join(tempDir(), 'data'), 'restore', '--from', out], { env: ENV });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /KENSHIN_DATABASE_URL: this backup is of a PostgreSQL installation: set KENSHIN_DATABASE_URL/);
+    });
+  });
+}
