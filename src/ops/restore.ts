@@ -68,8 +68,13 @@ export async function restoreBackup(deps: RestoreDeps, fromDir: string): Promise
 
   // Staging inside an existing data directory keeps its owner and mode (it may be a service account's).
   const stageParent = existed ? dataDir : path.dirname(dataDir);
-  fs.mkdirSync(stageParent, { recursive: true, mode: DIR_MODE });
-  const stage = fs.mkdtempSync(path.join(stageParent, '.kenshin-restore-'));
+  let stage: string;
+  try {
+    fs.mkdirSync(stageParent, { recursive: true, mode: DIR_MODE });
+    stage = fs.mkdtempSync(path.join(stageParent, '.kenshin-restore-'));
+  } catch (e) {
+    throw new Refusal('data_dir_not_writable', `cannot restore into ${dataDir}: ${stageParent} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { field: 'data-dir' });
+  }
   const staged = dataPaths(stage);
   let database: Database | undefined;
   const closeDatabase = async () => {
@@ -92,18 +97,12 @@ export async function restoreBackup(deps: RestoreDeps, fromDir: string): Promise
       return { ...base, database: 'awaiting_pg_restore', pgRestoreCommand: pgRestoreCommand(from), audit: null, counts: null };
     }
     const checked = await checkDatabase(database, manifest, from, dialect === 'sqlite');
-    // SQLite: recorded in the staged copy, so the record and the data arrive together.
-    if (dialect === 'sqlite') {
-      const after = await recordRestore(database, deps, manifest, from, checked.audit);
-      await closeDatabase(); // checkpoints the WAL into the one file that is moved
-      fsyncTree(stage);
-      moveIntoPlace(stage, dataDir, existed);
-      return { ...base, database: 'restored', pgRestoreCommand: undefined, ...after };
-    }
+    // Recorded before the move (SQLite: in the staged copy, so the record and the data arrive together).
+    const after = await recordRestore(database, deps, manifest, from, checked.audit);
+    await closeDatabase(); // SQLite: checkpoints the WAL into the one file that is moved
     fsyncTree(stage);
     moveIntoPlace(stage, dataDir, existed);
-    // PostgreSQL: recorded once the files are in place, so a failed restore leaves the database as pg_restore made it.
-    return { ...base, database: 'verified', pgRestoreCommand: undefined, ...(await recordRestore(database, deps, manifest, from, checked.audit)) };
+    return { ...base, database: dialect === 'sqlite' ? 'restored' : 'verified', pgRestoreCommand: undefined, ...after };
   } catch (e) {
     fs.rmSync(stage, { recursive: true, force: true });
     throw e;

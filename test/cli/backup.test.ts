@@ -334,6 +334,16 @@ describe('kenshin backup / restore on SQLite', async () => {
     assert.match(usage.stderr, /required option '--out <DIR>'/);
   });
 
+  test('restore into a directory the operator cannot write to is refused with one line', () => {
+    const parent = tempDir();
+    fs.chmodSync(parent, 0o555);
+    const r = kenshinProcess(['--data-dir', path.join(parent, 'data'), 'restore', '--from', path.join(backups, 'quiet')], { env: ENV, obeyPermissions: true });
+    fs.chmodSync(parent, 0o755);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `kenshin: cannot restore into ${path.join(parent, 'data')}: ${parent} is not writable (EACCES)\n`);
+    assert.deepEqual(fs.readdirSync(parent), []);
+  });
+
   test('a backup that fails half-way leaves no directory behind', () => {
     // The real binary without CAP_DAC_OVERRIDE cannot read a 0000 key: the failure comes after the
     // database was copied, so the partial directory existed and must be gone.
