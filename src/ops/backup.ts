@@ -49,6 +49,11 @@ export interface OpsSettings {
   caPassphrase: string | undefined;
   /** Set when the package key comes from the environment (then it is not in the backup). */
   packageKey: string | undefined;
+  /**
+   * Deployment files outside the data directory (settings file, a public site certificate, the client
+   * CA list): they belong to the machine's configuration, so the backup names them instead of taking them.
+   */
+  externalFiles: { setting: string; file: string }[];
 }
 
 export interface BackupDeps extends OpsSettings {
@@ -228,5 +233,6 @@ function notIncluded(s: OpsSettings): string[] {
   const out: string[] = [];
   if (s.caPassphrase) out.push('KENSHIN_CA_PASSPHRASE (environment): the CA and server keys are encrypted with it; keep it safe apart from this backup');
   if (s.packageKey) out.push('KENSHIN_PACKAGE_KEY (environment): it seals the renewal packages in the database; keep it safe apart from this backup');
+  for (const f of s.externalFiles) out.push(`${f.setting} ${f.file}: outside the data directory; keep it with the machine's configuration`);
   return out;
 }

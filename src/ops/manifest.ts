@@ -38,7 +38,7 @@ export interface DatabaseCounts {
 }
 
 export interface DatabaseSnapshot {
-  /** Applied migrations: a restore into an older Kenshin fails on the first one it does not know. */
+  /** Applied migrations: a restore into an older Kenshin, which does not know them all, is refused. */
   migrations: string[];
   /** The audit head row: the chain's last hash and how many events were ever appended. */
   audit: { head: string; count: number };
@@ -112,7 +112,7 @@ export function readManifest(dir: string): BackupManifest {
     throw new Refusal('backup_damaged', `${file} has backup format ${String(m.formatVersion)}; this Kenshin (${kenshinVersion()}) restores format ${FORMAT_VERSION}`, { field: file });
   }
   const dialect = m.database?.dialect;
-  if ((dialect !== 'sqlite' && dialect !== 'postgres') || !m.snapshot?.counts || !m.snapshot.audit || !Array.isArray(m.files)) throw damaged(file, 'is incomplete');
+  if ((dialect !== 'sqlite' && dialect !== 'postgres') || !m.snapshot?.counts || !m.snapshot.audit || !Array.isArray(m.snapshot.migrations) || !Array.isArray(m.files)) throw damaged(file, 'is incomplete');
   for (const f of m.files) {
     if (!safeRelative(f?.path) || typeof f.sha256 !== 'string' || typeof f.bytes !== 'number' || f.path === MANIFEST_FILE) throw damaged(file, `lists an invalid file entry (${JSON.stringify(f?.path)})`);
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { dataPaths, type DataPaths } from '../config.js';
 import type { Clock } from '../clock.js';
-import { migrate, openDatabase, type Database } from '../db/database.js';
+import { MIGRATIONS, migrate, openDatabase, type Database } from '../db/database.js';
 import { appendAudit } from '../audit/log.js';
 import { verifyAuditChain, type AuditVerification } from '../audit/verify.js';
 import { loadAuthorityMaterial } from '../ca/hierarchy.js';
@@ -54,6 +54,9 @@ export async function restoreBackup(deps: RestoreDeps, fromDir: string): Promise
   await verifyFiles(from, manifest);
   const dialect = manifest.database.dialect;
   assertSameDialect(dialect, deps.databaseUrl);
+  // A newer Kenshin's schema would fail to migrate half-way through; say so before touching anything.
+  const unknown = manifest.snapshot.migrations.filter((m) => !(m in MIGRATIONS));
+  if (unknown.length) throw invalidInput('from', `${from} was made by a newer Kenshin (${manifest.kenshinVersion}; migration ${unknown.join(', ')} is unknown here): restore it with that version`);
 
   const dataDir = deps.paths.dataDir;
   const existed = fs.existsSync(dataDir);

@@ -153,8 +153,10 @@ describe('kenshin backup / restore on SQLite', async () => {
   test('backup layout: manifest with SHA-256 of every file, secrets 0600 in a 0700 directory', async () => {
     const out = path.join(backups, 'layout');
     fs.mkdirSync(out); // an existing empty directory is fine
-    const r = await k(w.dir, ['backup', '--out', out]);
+    // A site certificate from a public CA lives outside the data directory: named, not copied.
+    const r = await k(w.dir, ['backup', '--out', out], { ...ENV, KENSHIN_TLS_CERT: '/etc/kenshin/tls/fullchain.pem', KENSHIN_TLS_KEY: '/etc/kenshin/tls/privkey.pem' });
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /not included: {2}KENSHIN_TLS_CERT \/etc\/kenshin\/tls\/fullchain\.pem: outside the data directory; keep it with the machine's configuration\n/);
     assert.match(r.stdout, /^backup written to .*layout\n {2}database: {6}kenshin\.sqlite \(SQLite online backup, integrity checked\)\n {2}audit: {9}\d+ events, chain intact/);
     assert.match(r.stdout, /not included: {2}KENSHIN_CA_PASSPHRASE \(environment\)/);
     const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BackupManifest;
@@ -237,7 +239,7 @@ describe('kenshin backup / restore on SQLite', async () => {
     assert.equal((await k(target, ['audit', 'verify'])).code, 0);
   });
 
-  test('a damaged backup is refused, naming the file, and nothing is restored', async () => {
+  test('a damaged, foreign or too new backup is refused, naming the file, and nothing is restored', async () => {
     for (const file of ['kenshin.sqlite', 'ca/issuing.key', 'secrets/package-key']) {
       const damaged = path.join(backups, `damaged-${file.replace(/\W/g, '-')}`);
       fs.cpSync(path.join(backups, 'quiet'), damaged, { recursive: true });
@@ -267,6 +269,16 @@ describe('kenshin backup / restore on SQLite', async () => {
     const e = await k(path.join(tempDir(), 'data'), ['restore', '--from', escaping]);
     assert.equal(e.code, 2);
     assert.match(e.stderr, /manifest\.json lists an invalid file entry \("\.\.\/\.\.\/etc\/cron\.d\/x"\)/);
+
+    const future = path.join(backups, 'future');
+    fs.cpSync(path.join(backups, 'quiet'), future, { recursive: true });
+    const fm = JSON.parse(fs.readFileSync(path.join(future, 'manifest.json'), 'utf8')) as BackupManifest;
+    fm.snapshot.migrations.push('999_future');
+    fm.kenshinVersion = '9.0.0';
+    fs.writeFileSync(path.join(future, 'manifest.json'), JSON.stringify(fm));
+    const f = await k(path.join(tempDir(), 'data'), ['restore', '--from', future]);
+    assert.equal(f.code, 2);
+    assert.equal(f.stderr, `kenshin: from: ${future} was made by a newer Kenshin (9.0.0; migration 999_future is unknown here): restore it with that version\n`);
 
     const notBackup = await k(path.join(tempDir(), 'data'), ['restore', '--from', tempDir()]);
     assert.equal(notBackup.code, 2);

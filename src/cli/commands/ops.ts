@@ -10,7 +10,14 @@ import type { DatabaseCounts } from '../../ops/manifest.js';
 const ACTOR = 'cli';
 
 function settings(config: Config): OpsSettings {
-  return { paths: dataPaths(config.dataDir), databaseUrl: config.databaseUrl, caPassphrase: config.caPassphrase, packageKey: config.packageKey };
+  const external = { KENSHIN_CONFIG: config.configFile, KENSHIN_TLS_CERT: config.tlsCertFile, KENSHIN_TLS_KEY: config.tlsKeyFile, KENSHIN_CLIENT_CA_FILE: config.clientCaFile };
+  return {
+    paths: dataPaths(config.dataDir),
+    databaseUrl: config.databaseUrl,
+    caPassphrase: config.caPassphrase,
+    packageKey: config.packageKey,
+    externalFiles: Object.entries(external).flatMap(([setting, file]) => (file ? [{ setting, file }] : [])),
+  };
 }
 
 function describeCounts(c: DatabaseCounts): string {
