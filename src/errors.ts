@@ -18,6 +18,8 @@ export type RefusalCode =
   | 'data_dir_not_writable'
   | 'data_dir_locked'
   | 'output_not_writable'
+  // Backup and restore
+  | 'backup_damaged'
   // Renewal and the portal
   | 'certificate_expired'
   | 'certificate_revoked'

@@ -6,6 +6,7 @@ import { registerCert } from './commands/cert.js';
 import { registerAudit } from './commands/audit.js';
 import { registerReminders } from './commands/reminders.js';
 import { registerConfig } from './commands/config.js';
+import { registerOps } from './commands/ops.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
@@ -22,6 +23,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerAudit(program, io, exit);
   registerReminders(program, io, exit);
   registerConfig(program, io, exit);
+  registerOps(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
