@@ -77,7 +77,9 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     // Several instances may run this at once: the reminder ledger sends each mail once.
     if (reminders.mailer) await runReminders(reminders);
   };
-  await housekeeping();
+  // At start (before listening, so the first CRL and due reminders exist once the instance is
+  // ready); a failure here is logged, not fatal: the hourly run tries again.
+  await housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
   const housekeepingTimer = setInterval(() => {
     housekeepingRun = housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
   }, 3600_000);
