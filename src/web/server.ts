@@ -3,12 +3,12 @@ import type { Config } from '../config.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 import { ensureServerCertificate } from '../ca/server-certificate.js';
 import { readPassphrase } from '../ca/keystore.js';
-import { loadAuthorityMaterial } from '../ca/hierarchy.js';
+import { loadAuthorityMaterial, loadTrustedCaPems } from '../ca/hierarchy.js';
 import { startMintPool } from '../ca/mint-pool.js';
 import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
 import { wipeExpiredPackages } from '../renewal/service.js';
-import { currentCrl } from '../certificates/crl.js';
+import { currentCrls } from '../certificates/crl-set.js';
 import { runReminders } from '../reminders/service.js';
 import { configuredReminders } from '../reminders/configured.js';
 import type { Clock } from '../clock.js';
@@ -48,16 +48,16 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     { runtime, renewal, csrfKey, metrics },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
-      https: { key: tls.keyPem, cert: tls.certChainPem, ca: [authority.root.toString('pem'), authority.issuing.toString('pem')], requestCert: true, rejectUnauthorized: false },
+      https: { key: tls.keyPem, cert: tls.certChainPem, ca: loadTrustedCaPems(runtime.paths), requestCert: true, rejectUnauthorized: false },
     },
   );
 
-  // Housekeeping at start and hourly: wipe expired packages, keep the CRL fresh (at least daily).
-  const crlDeps = { db: runtime.database.db, clock: runtime.clock, authority };
+  // Housekeeping at start and hourly: wipe expired packages, keep every CRL (root, each issuing generation) fresh (at least daily).
+  const crlDeps = { db: runtime.database.db, clock: runtime.clock, cas: await runtime.caSet() };
   const reminders = configuredReminders(runtime.database.db, runtime.clock, config);
   const housekeeping = async () => {
     await wipeExpiredPackages(renewal);
-    await currentCrl(crlDeps);
+    await currentCrls(crlDeps);
     // Several instances may run this at once: the reminder ledger sends each mail once.
     if (reminders.mailer) await runReminders(reminders);
   };
