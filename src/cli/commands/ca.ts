@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
@@ -23,13 +24,28 @@ function generation(v: string | undefined): number | undefined {
   return Number(v);
 }
 
-/** Output files for a proxy: written whole or not at all (see writeFileAtomic); an unwritable path is a refusal. */
+const unwritable = (target: string, e: unknown, field: string) =>
+  new Refusal('output_not_writable', `cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { field });
+
+/** Refuses an output path that cannot be written before any work (and any CRL refresh) is done. */
+function assertWritable(file: string, field: string): void {
+  const target = path.resolve(file);
+  const probe = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.probe`);
+  try {
+    fs.writeFileSync(probe, '', { flag: 'wx' });
+    fs.rmSync(probe);
+  } catch (e) {
+    throw unwritable(target, e, field);
+  }
+}
+
+/** Output files for a proxy: written whole or not at all (see writeFileAtomic), so nginx never reads half a bundle. */
 function writeOutput(file: string, content: string | Uint8Array, field: string): string {
   const target = path.resolve(file);
   try {
     writeFileAtomic(target, content, 0o644);
   } catch (e) {
-    throw new Refusal('output_not_writable', `cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { field });
+    throw unwritable(target, e, field);
   }
   return target;
 }
@@ -65,6 +81,7 @@ export function registerCa(program: Command, io: CliIo, exit: ExitBox): void {
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
         const wanted = generation(o.generation);
         if (wanted !== undefined && o.root) throw invalidInput('root', 'use either --root or --generation, not both');
+        if (o.der) assertWritable(o.der, 'der');
         const rt = await runtime();
         const cas = await rt.caSet();
         const name = o.root ? 'root' : wanted !== undefined ? crlName(wanted) : crlSources(cas).find((s) => s.current)!.name;
@@ -114,6 +131,8 @@ export function registerCa(program: Command, io: CliIo, exit: ExitBox): void {
         if (!o.caOut && !o.crlOut) throw invalidInput('ca-out', 'give --ca-out FILE, --crl-out FILE, or both');
         const paths = dataPaths(config.dataDir);
         requireInitialised(paths);
+        if (o.caOut) assertWritable(o.caOut, 'ca-out');
+        if (o.crlOut) assertWritable(o.crlOut, 'crl-out');
         const result: { caOut?: string; certificates?: number; crlOut?: string; crls?: { name: string; number: number; nextUpdate: string }[] } = {};
         // Everything is computed before the first write, so a refusal leaves both files as they were.
         const caPems = o.caOut ? loadTrustedCaPems(paths) : [];
