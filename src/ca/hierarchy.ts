@@ -195,18 +195,22 @@ export interface IssuingGeneration {
 
 /** Every CA that publishes a CRL: the root and every issuing generation (oldest first), keys loaded. */
 export interface CaSet {
-  root: RootAuthority;
+  /**
+   * Undefined when root.key is not on this machine (an operator who keeps the root offline): then
+   * no root CRL is signed here, and everything else works as before.
+   */
+  root: RootAuthority | undefined;
   generations: IssuingGeneration[];
 }
 
 export async function loadCaSet(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<CaSet> {
   const passphrase = readPassphrase(passphraseFromEnv, paths.caPassphraseFile);
-  const root = await loadRootKey(paths, passphrase);
+  const root = fs.existsSync(paths.rootKey) ? await loadRootKey(paths, passphrase) : undefined;
   const generations: IssuingGeneration[] = [];
   for (const g of listIssuingFiles(paths)) {
     generations.push({ generation: g.generation, current: g.current, authority: await authorityFromMaterial(await loadGenerationMaterial(paths, g, passphrase, crlUrl)) });
   }
-  return { root: new RootAuthority(root.certificate, root.key, root.keyType), generations };
+  return { root: root && new RootAuthority(root.certificate, root.key, root.keyType), generations };
 }
 
 export async function authorityFromMaterial(m: AuthorityMaterial): Promise<IssuingAuthority> {

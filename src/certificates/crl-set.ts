@@ -38,7 +38,7 @@ export interface NamedCrl {
 /** Root first, then the issuing generations oldest first: the order of the bundle. */
 export function crlSources(cas: CaSet): CrlSource[] {
   return [
-    { name: 'root', generation: null, current: false, authority: cas.root, validityMs: ROOT_CRL_VALIDITY_MS },
+    ...(cas.root ? [{ name: 'root', generation: null, current: false, authority: cas.root, validityMs: ROOT_CRL_VALIDITY_MS }] : []),
     ...cas.generations.map((g) => ({ name: crlName(g.generation), generation: g.generation, current: g.current, authority: g.authority })),
   ];
 }

@@ -190,3 +190,15 @@ test('--key-type: the new generation may change the key type; by default it keep
   assert.match(run('openssl', ['x509', '-in', paths.issuingCert, '-noout', '-text']), /secp384r1|P-384/);
   assert.equal((await loadIssuingAuthority(paths, PASS, undefined)).keyType, 'p384');
 });
+
+test('with the root key kept offline (root.key absent) the issuing CAs still load; only the root CRL is not signed here', async () => {
+  const paths = await freshCa();
+  const r = await prepareRotation({ paths, passphraseFromEnv: PASS, now: NOW });
+  r.commit();
+  r.finish();
+  fs.renameSync(paths.rootKey, paths.rootKey + '.offline');
+  const set = await loadCaSet(paths, PASS, undefined);
+  assert.equal(set.root, undefined);
+  assert.deepEqual(set.generations.map((g) => g.generation), [1, 2]);
+  await assert.rejects(prepareRotation({ paths, passphraseFromEnv: PASS, now: NOW }), (e: unknown) => e instanceof Refusal && e.code === 'ca_key_unreadable' && /root\.key/.test(e.message));
+});
