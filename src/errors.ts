@@ -15,6 +15,7 @@ export type RefusalCode =
   | 'already_initialized'
   | 'not_initialized'
   | 'ca_key_unreadable'
+  | 'ca_rotation_conflict'
   | 'data_dir_not_writable'
   | 'data_dir_locked'
   | 'output_not_writable'

@@ -7,7 +7,8 @@ import { pemEncode } from '../ca/pem.js';
 import { REVOCATION_REASONS, type RevocationReason } from './service.js';
 
 /**
- * The certificate revocation list of the issuing CA, for reverse proxies (nginx `ssl_crl`) and third
+ * The certificate revocation list of one CA (each issuing generation has its own, and so does the
+ * root: see crl-set.ts), for reverse proxies (nginx `ssl_crl`) and third
  * parties. Kenshin itself checks revocation in its database on every request; the CRL is how the
  * rest of the world learns it. Regenerated after every revocation and whenever it is older than a
  * day; nextUpdate is two days out so a missed run does not make relying parties reject everyone.
@@ -18,7 +19,10 @@ const REFRESH_AFTER_MS = DAY_MS;
 export interface CrlDeps {
   db: Db;
   clock: Clock;
-  authority: IssuingAuthority;
+  /** The CA whose CRL this is: an issuing CA of any generation, or the root (ca/root-authority.ts). */
+  authority: Pick<IssuingAuthority, 'issuingFingerprint' | 'signCrl'>;
+  /** nextUpdate − thisUpdate; CRL_VALIDITY_MS unless given (the root's is longer, see crl-set.ts). */
+  validityMs?: number;
 }
 
 const REASON_CODES: Record<RevocationReason, x509.X509CrlReason> = {
@@ -42,7 +46,7 @@ export interface PublishedCrl {
 export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const issuer = await deps.authority.issuingFingerprint();
   const now = deps.clock.now();
-  const nextUpdate = new Date(now.getTime() + CRL_VALIDITY_MS);
+  const nextUpdate = new Date(now.getTime() + (deps.validityMs ?? CRL_VALIDITY_MS));
   return deps.db.transaction().execute(async (trx) => {
     // Make sure the row exists first: two instances publishing their first CRL at the same start
     // would otherwise both find no row and both insert, and the loser's start-up would fail on the

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { processIo, type CliIo, type ExitBox } from './context.js';
 import { registerSetup } from './commands/setup.js';
+import { registerCa } from './commands/ca.js';
 import { registerTenancy } from './commands/tenancy.js';
 import { registerCert } from './commands/cert.js';
 import { registerAudit } from './commands/audit.js';
@@ -18,6 +19,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
     .showHelpAfterError(false)
     .exitOverride();
   registerSetup(program, io, exit);
+  registerCa(program, io, exit);
   registerTenancy(program, io, exit);
   registerCert(program, io, exit);
   registerAudit(program, io, exit);

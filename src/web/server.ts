@@ -10,7 +10,7 @@ import { startMintPool } from '../ca/mint-pool.js';
 import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
 import { wipeExpiredPackages } from '../renewal/service.js';
-import { currentCrl } from '../certificates/crl.js';
+import { currentCrls } from '../certificates/crl-set.js';
 import { runReminders } from '../reminders/service.js';
 import { configuredReminders } from '../reminders/configured.js';
 import type { Clock } from '../clock.js';
@@ -51,6 +51,8 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
+  // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
+  const caSet = await runtime.caSet();
   let draining = false;
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const app = await buildApp(
@@ -62,18 +64,18 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
         ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false } }
         : {
             trustProxy: config.trustedProxies,
-            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers: () => [authority.issuing] }),
+            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers: () => caSet.generations.map((g) => g.authority.issuing) }),
           }),
     },
   );
 
-  // Housekeeping at start and hourly: wipe expired packages, keep the CRL fresh (at least daily).
-  const crlDeps = { db: runtime.database.db, clock: runtime.clock, authority };
+  // Housekeeping at start and hourly: wipe expired packages, keep every CRL (root, each issuing generation) fresh (at least daily).
+  const crlDeps = { db: runtime.database.db, clock: runtime.clock, cas: caSet };
   const reminders = configuredReminders(runtime.database.db, runtime.clock, config);
   let housekeepingRun: Promise<void> = Promise.resolve();
   const housekeeping = async () => {
     await wipeExpiredPackages(renewal);
-    await currentCrl(crlDeps);
+    await currentCrls(crlDeps);
     // Several instances may run this at once: the reminder ledger sends each mail once.
     if (reminders.mailer) await runReminders(reminders);
   };

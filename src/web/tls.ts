@@ -6,6 +6,8 @@ import type { IssuingAuthority } from '../ca/authority.js';
 import { ensureServerCertificate } from '../ca/server-certificate.js';
 import { readPassphrase } from '../ca/keystore.js';
 import { invalidInput } from '../errors.js';
+import { loadTrustedCaPems } from '../ca/hierarchy.js';
+import type { DataPaths } from '../config.js';
 
 /**
  * What the HTTPS listener presents and asks for. Two separate things in production: the server's
@@ -34,9 +36,9 @@ export function splitPemCertificates(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
-/** The client CAs: the configured bundle, else our root and issuing CA. */
-export function clientCaPems(config: Config, authority: IssuingAuthority): string[] {
-  if (!config.clientCaFile) return [authority.root.toString('pem'), authority.issuing.toString('pem')];
+/** The client CAs: the configured bundle, else our root and every issuing CA generation (current and retired). */
+export function clientCaPems(config: Config, paths: DataPaths): string[] {
+  if (!config.clientCaFile) return loadTrustedCaPems(paths);
   const certs = splitPemCertificates(readPem(config.clientCaFile, 'KENSHIN_CLIENT_CA_FILE'));
   if (certs.length === 0) throw invalidInput('KENSHIN_CLIENT_CA_FILE', `${config.clientCaFile} holds no PEM certificate`);
   return certs;
@@ -48,7 +50,7 @@ export function clientCaPems(config: Config, authority: IssuingAuthority): strin
  * at the first handshake.
  */
 export async function loadTlsMaterial(config: Config, runtime: Runtime, authority: IssuingAuthority): Promise<TlsMaterial> {
-  const ca = clientCaPems(config, authority);
+  const ca = clientCaPems(config, runtime.paths);
   if (config.tlsCertFile && config.tlsKeyFile) {
     const cert = readPem(config.tlsCertFile, 'KENSHIN_TLS_CERT');
     const key = readPem(config.tlsKeyFile, 'KENSHIN_TLS_KEY');

@@ -3,8 +3,6 @@ import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
 import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
-import { currentCrl } from '../../certificates/crl.js';
-import fs from 'node:fs';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -68,31 +66,6 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
         });
-      }),
-    );
-
-  const ca = program.command('ca').description('the certificate authority');
-  ca.command('crl')
-    .description('print the current CRL of the issuing CA (PEM), regenerating it when stale')
-    .option('--der <FILE>', 'also write it in DER to FILE')
-    .action(async (o: { der?: string }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
-        const rt = await runtime();
-        const crl = await currentCrl({ db: rt.database.db, clock: rt.clock, authority: await rt.authority() });
-        if (o.der) fs.writeFileSync(o.der, crl.der);
-        io.stdout(crl.pem);
-      }),
-    );
-  ca.command('cert')
-    .description('print the root CA certificate (PEM), for trust stores and reverse proxies')
-    .option('--chain', 'print root + issuing CA')
-    .option('--json', 'JSON output: { root, issuing } in PEM')
-    .action(async (o: { chain?: boolean; json?: boolean }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
-        const rt = await runtime();
-        const authority = await rt.authority();
-        if (o.json) io.stdout(JSON.stringify({ root: authority.root.toString('pem'), issuing: authority.issuing.toString('pem') }, null, 2) + '\n');
-        else io.stdout(authority.pem(Boolean(o.chain)));
       }),
     );
 }
