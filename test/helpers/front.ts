@@ -34,8 +34,8 @@ function getOverSocket(socketPath: string, urlPath: string): Promise<string> {
   });
 }
 
-export async function startFront(w: World): Promise<Front> {
-  if (!viaNginx()) {
+export async function startFront(w: World, opts: { via?: 'direct' | 'nginx' } = {}): Promise<Front> {
+  if ((opts.via ?? (viaNginx() ? 'nginx' : 'direct')) === 'direct') {
     const server = await startServer(w.config, { clock: w.clock });
     w.onClose(() => server.close());
     return { server, url: server.url };
