@@ -208,10 +208,10 @@ if (!ADMIN_URL) {
       rt = await openRuntime(loadConfig({ dataDir }, { KENSHIN_DATABASE_URL: db.url }));
       const q = rt.database.db;
       assert.deepEqual(await recordedMigrations(q), MIGRATIONS, 'each migration recorded exactly once');
-      // Both published the CRL at start on an empty table: one row, signed, served by both.
+      // Both published the CRLs at start on an empty table: one row per CA (root, issuing CA 1), signed once each.
       const crls = await q.selectFrom('crls').select(['number', 'der']).execute();
-      assert.equal(crls.length, 1);
-      assert.ok(crls[0]!.der.length > 0);
+      assert.equal(crls.length, 2);
+      for (const crl of crls) assert.ok(crl.der.length > 0);
     });
 
     test('fixtures: tenants, users and certificates, dated from now (the processes use the real clock)', async () => {
@@ -261,7 +261,7 @@ if (!ADMIN_URL) {
       assert.deepEqual(sent, [{ target: `certificate:${certs.due!.serial}` }]);
     });
 
-    test('100 simultaneous renewals of one certificate, 50 on each instance: one successor, one package', async (t) => {
+    test('100 simultaneous renewals of one certificate, 50 on each instance: one successor, one package', async () => {
       const cert = certs.renew!;
       const targets = Array.from({ length: 100 }, (_, n) => ({ base: (n % 2 ? b : a).url, method: 'POST', path: '/api/v1/certificate/renewal', headers: { 'content-type': 'application/json' }, body: '{}' }));
       const responses = await simultaneousRequests(targets, { ca, pfx: cert.file, passphrase: cert.password });
@@ -279,7 +279,8 @@ if (!ADMIN_URL) {
       const issued = await q.selectFrom('audit_events').select('id').where('action', '=', 'renewal.issued').where('target', '=', `certificate:${cert.serial}`).execute();
       assert.equal(issued.length, 1);
       const started = await q.selectFrom('audit_events').select('id').where('action', '=', 'renewal.started').where('target', '=', `certificate:${cert.serial}`).execute();
-      t.diagnostic(`renewal.started events (requests that minted before the winner committed): ${started.length}`);
+      // Requests on one instance join the mint in flight there: at most one key per instance, not 100.
+      assert.ok(started.length >= 1 && started.length <= 2, `renewal.started ${started.length}`);
 
       // The package opens with the password every answer gave, from the other instance too.
       const p12 = await new TlsClient(b.url, ca, cert).get(new URL(JSON.parse(responses[0]!.body).uri as string).pathname);
@@ -369,11 +370,12 @@ if (!ADMIN_URL) {
 
     test('both stop cleanly: exit 0, nothing on stderr, no warnings logged; the audit chain did not fork', async () => {
       await stopQuietly(a, b);
-      // Both instances appended to one hash chain at once (100 renewal starts among others).
+      // Both instances appended to one hash chain at once.
       const verify = await kenshin(['audit', 'verify'], { env: { KENSHIN_DATA_DIR: dataDir, KENSHIN_DATABASE_URL: db.url } });
       assert.equal(verify.code, 0, verify.stderr + verify.stdout);
       const events = await rt!.database.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      assert.ok(Number(events.n) > 100);
+      assert.ok(Number(events.n) > 20);
+
     });
   });
 }
