@@ -9,7 +9,7 @@ import type { Db } from '../db/database.js';
  */
 export interface ReadinessProbe {
   db: Db;
-  /** True once the issuing CA's key is decrypted in memory (and the mint workers are up). */
+  /** The issuing CA's key is in memory (loaded before listening) and something can mint with it (a live mint worker). */
   caLoaded: () => boolean;
   draining: () => boolean;
 }
@@ -34,7 +34,7 @@ export async function checkReadiness(probe: ReadinessProbe): Promise<Readiness> 
   } catch (e) {
     database = `unavailable: ${(e as Error).message}`;
   }
-  const ca = probe.caLoaded() ? 'ok' : 'not loaded';
+  const ca = probe.caLoaded() ? 'ok' : 'cannot issue: no mint worker left';
   const shutdown = probe.draining() ? 'draining' : 'ok';
   return { ready: database === 'ok' && ca === 'ok' && shutdown === 'ok', checks: { database, ca, shutdown } };
 }

@@ -59,7 +59,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     { runtime, renewal, csrfKey, metrics },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
-      readiness: { caLoaded: () => true, draining: () => draining },
+      readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
       ...(tlsMaterial
         ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false } }
         : {
@@ -109,7 +109,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   let metricsServer: http.Server | undefined;
   let metricsUrl: string | undefined;
   if (config.metricsListen) {
-    const probe = { db: runtime.database.db, caLoaded: () => true, draining: () => draining };
+    const probe = { db: runtime.database.db, caLoaded: () => minter.healthy?.() !== false, draining: () => draining };
     metricsServer = http.createServer((req, res) => {
       if (req.method !== 'GET') return void res.writeHead(405).end();
       if (req.url === '/metrics') {
