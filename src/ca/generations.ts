@@ -66,7 +66,8 @@ export function generationOf(cert: x509.X509Certificate, fallback: number): numb
   return m ? Number(m[1]) : fallback;
 }
 
-function readCertificate(file: string): x509.X509Certificate {
+/** A CA certificate file; missing means the data directory was never initialised. */
+export function readCertificate(file: string): x509.X509Certificate {
   let pem: string;
   try {
     pem = fs.readFileSync(file, 'utf8');

@@ -12,7 +12,7 @@ import type { CaKeyType, DataPaths } from '../config.js';
 import { subtle } from './x509.js';
 import type { AuthorityMaterial } from './mint-pool.js';
 import { RootAuthority } from './root-authority.js';
-import { crlUrlForGeneration, currentIssuingFiles, listIssuingFiles, type IssuingCaFiles } from './generations.js';
+import { crlUrlForGeneration, currentIssuingFiles, listIssuingFiles, readCertificate as readCert, type IssuingCaFiles } from './generations.js';
 
 /**
  * The two-tier hierarchy (as step-ca does it): an offline-able root that signs only issuing CAs
@@ -121,16 +121,6 @@ export async function signIssuingCa(opts: {
     signingAlgorithm: keyAlgorithm(opts.rootKeyType),
     extensions: await issuingCaExtensions(opts.publicKey, opts.root),
   });
-}
-
-function readCert(file: string): x509.X509Certificate {
-  let pem: string;
-  try {
-    pem = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new Refusal('not_initialized', `no CA at ${file}: run \`kenshin init\` first`, { field: file });
-  }
-  return new x509.X509Certificate(pem);
 }
 
 /**
