@@ -1,10 +1,20 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { invalidInput } from './errors.js';
+import { readConfigFile } from './config-file.js';
 
 export type KeyType = 'rsa2048' | 'p256';
 export type CaKeyType = 'p256' | 'p384' | 'rsa3072';
 export type Pkcs12ProfileName = 'compatible' | 'modern';
+/** A TCP address, or a unix socket (proxy mode: nginx on the same machine). */
+export type ListenAddress = { host: string; port: number } | { socket: string };
+/**
+ * direct: Kenshin terminates TLS and reads the client certificate from the handshake.
+ * proxy: a reverse proxy terminates TLS; Kenshin speaks plain HTTP and reads the certificate from a
+ * header, believed only from the configured proxy addresses.
+ */
+export type ServeMode = 'direct' | 'proxy';
 
 /**
  * Every setting, its default and its validation, in one place. Values come from (highest first)
@@ -15,8 +25,22 @@ export interface Config {
   dataDir: string;
   /** postgres://… selects PostgreSQL; otherwise the embedded SQLite file in dataDir. */
   databaseUrl: string | undefined;
-  /** HOST:PORT of the HTTPS listener. */
-  listen: { host: string; port: number };
+  /** The config file the settings were read from (KENSHIN_CONFIG / --config), if any. */
+  configFile: string | undefined;
+  /** HOST:PORT (or unix:/path in proxy mode) of the listener. */
+  listen: ListenAddress;
+  mode: ServeMode;
+  /** Proxy mode: addresses / CIDRs whose certificate header is believed. Anyone else's is ignored. */
+  trustedProxies: string[];
+  /** Proxy mode: the request header carrying the URL-escaped PEM (nginx $ssl_client_escaped_cert). */
+  proxyCertHeader: string;
+  /** Direct mode: the server certificate chain + key (PEM files, e.g. from a public CA); unset = generated from our CA. */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  /** PEM bundle of the CAs named in the client-certificate request; unset = our root + issuing CAs. */
+  clientCaFile: string | undefined;
+  /** On SIGTERM, requests in flight get this long to finish before connections are cut. */
+  shutdownGraceSeconds: number;
   /** Validity of client certificates, in calendar years. The seed service uses 3. */
   certValidityYears: number;
   /** notBefore is set this far in the past so a PC whose clock runs slow still accepts a fresh certificate. */
@@ -61,6 +85,43 @@ export type ConfigOverrides = Partial<Config>;
 
 type Env = Record<string, string | undefined>;
 
+/** Every setting a config file or the environment may carry; anything else in a file is a typo. */
+export const SETTINGS = [
+  'KENSHIN_DATA_DIR',
+  'KENSHIN_DATABASE_URL',
+  'KENSHIN_LISTEN',
+  'KENSHIN_MODE',
+  'KENSHIN_TRUSTED_PROXIES',
+  'KENSHIN_PROXY_CERT_HEADER',
+  'KENSHIN_TLS_CERT',
+  'KENSHIN_TLS_KEY',
+  'KENSHIN_CLIENT_CA_FILE',
+  'KENSHIN_SHUTDOWN_GRACE_SECONDS',
+  'KENSHIN_CERT_VALIDITY_YEARS',
+  'KENSHIN_BACKDATE_MINUTES',
+  'KENSHIN_KEY_TYPE',
+  'KENSHIN_CA_KEY_TYPE',
+  'KENSHIN_PKCS12_PROFILE',
+  'KENSHIN_CRL_URL',
+  'KENSHIN_SERVER_NAMES',
+  'KENSHIN_CA_PASSPHRASE',
+  'KENSHIN_RENEWAL_WINDOW_DAYS',
+  'KENSHIN_PACKAGE_DAYS',
+  'KENSHIN_PACKAGE_KEY',
+  'KENSHIN_OPERATOR_CONTACT',
+  'KENSHIN_SESSION_IDLE_MINUTES',
+  'KENSHIN_MINT_WORKERS',
+  'KENSHIN_REMINDER_DAYS',
+  'KENSHIN_SMTP_URL',
+  'KENSHIN_MAIL_FROM',
+  'KENSHIN_OPERATOR_EMAIL',
+  'KENSHIN_PUBLIC_URL',
+  'KENSHIN_METRICS_LISTEN',
+  'KENSHIN_LOG_LEVEL',
+] as const;
+/** Settings whose values are secrets: never printed by `config check`. */
+export const SECRET_SETTINGS = new Set(['KENSHIN_CA_PASSPHRASE', 'KENSHIN_PACKAGE_KEY', 'KENSHIN_DATABASE_URL', 'KENSHIN_SMTP_URL']);
+
 export function parseListen(value: string, field = 'listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
   if (!m) throw invalidInput(field, `expected HOST:PORT, got "${value}"`);
@@ -92,12 +153,56 @@ function parseDays(raw: string): number[] {
   return [...new Set(days)].sort((a, b) => b - a);
 }
 
-export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.env): Config {
+function parseListenAddress(value: string, field: string): ListenAddress {
+  if (value.startsWith('unix:')) {
+    const socket = value.slice('unix:'.length);
+    if (!path.isAbsolute(socket)) throw invalidInput(field, `expected unix:/absolute/path, got "${value}"`);
+    return { socket };
+  }
+  return parseListen(value, field);
+}
+
+/** IPs and CIDRs (127.0.0.1, ::1, 10.0.0.0/8); checked here so a typo cannot silently trust nobody (or everybody). */
+function parseProxies(raw: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [addr, bits, extra] = entry.split('/');
+    const family = net.isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (family === 0 || !okBits || extra !== undefined) throw invalidInput('KENSHIN_TRUSTED_PROXIES', `"${entry}" is not an IP address or CIDR (e.g. 127.0.0.1, ::1, 10.0.0.0/8)`);
+  }
+  return list;
+}
+
+/**
+ * Reads the config file named by KENSHIN_CONFIG (if any) under the environment: the file holds the
+ * deployment's settings, the environment overrides single ones (systemd Environment=, a shell).
+ */
+export function settingsEnv(env: Env = process.env): Env {
+  if (!env.KENSHIN_CONFIG) return env;
+  const fromFile = readConfigFile(env.KENSHIN_CONFIG, SETTINGS);
+  const merged: Env = { ...fromFile.values };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  return merged;
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = process.env): Config {
+  const env = settingsEnv(processEnv);
   const dataDir = path.resolve(overrides.dataDir ?? env.KENSHIN_DATA_DIR ?? './data');
+  const mode = oneOf(env, 'KENSHIN_MODE', ['direct', 'proxy'] as const, 'direct');
   const base: Config = {
     dataDir,
+    configFile: env.KENSHIN_CONFIG ? path.resolve(env.KENSHIN_CONFIG) : undefined,
     databaseUrl: env.KENSHIN_DATABASE_URL || undefined,
-    listen: parseListen(env.KENSHIN_LISTEN ?? '127.0.0.1:8443', 'KENSHIN_LISTEN'),
+    listen: parseListenAddress(env.KENSHIN_LISTEN ?? (mode === 'proxy' ? '127.0.0.1:8080' : '127.0.0.1:8443'), 'KENSHIN_LISTEN'),
+    mode,
+    trustedProxies: parseProxies(env.KENSHIN_TRUSTED_PROXIES ?? '127.0.0.1,::1'),
+    proxyCertHeader: (env.KENSHIN_PROXY_CERT_HEADER || 'x-ssl-client-cert').toLowerCase(),
+    tlsCertFile: env.KENSHIN_TLS_CERT ? path.resolve(env.KENSHIN_TLS_CERT) : undefined,
+    tlsKeyFile: env.KENSHIN_TLS_KEY ? path.resolve(env.KENSHIN_TLS_KEY) : undefined,
+    clientCaFile: env.KENSHIN_CLIENT_CA_FILE ? path.resolve(env.KENSHIN_CLIENT_CA_FILE) : undefined,
+    shutdownGraceSeconds: intSetting(env, 'KENSHIN_SHUTDOWN_GRACE_SECONDS', 30, 0, 3600),
     certValidityYears: intSetting(env, 'KENSHIN_CERT_VALIDITY_YEARS', 3, 1, 10),
     backdateMinutes: intSetting(env, 'KENSHIN_BACKDATE_MINUTES', 5, 0, 1440),
     defaultKeyType: oneOf(env, 'KENSHIN_KEY_TYPE', ['rsa2048', 'p256'] as const, 'rsa2048'),
@@ -119,7 +224,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     smtpUrl: env.KENSHIN_SMTP_URL || undefined,
     mailFrom: env.KENSHIN_MAIL_FROM ?? 'Kenshin Cloud <no-reply@kenshin.invalid>',
     operatorEmail: env.KENSHIN_OPERATOR_EMAIL || undefined,
-    publicUrl: env.KENSHIN_PUBLIC_URL ?? `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`,
+    // Behind a proxy only the operator knows the public name; `config check` says so when it is unset.
+    publicUrl: env.KENSHIN_PUBLIC_URL ?? (mode === 'proxy' ? 'https://localhost/' : `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`),
     metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
@@ -134,6 +240,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
   if (merged.smtpUrl !== undefined && !/^smtps?:\/\//.test(merged.smtpUrl)) {
     throw invalidInput('KENSHIN_SMTP_URL', 'expected smtp://user:pass@host:port or smtps://…');
   }
+  if ((merged.tlsCertFile === undefined) !== (merged.tlsKeyFile === undefined)) {
+    throw invalidInput(merged.tlsCertFile ? 'KENSHIN_TLS_KEY' : 'KENSHIN_TLS_CERT', 'KENSHIN_TLS_CERT and KENSHIN_TLS_KEY are set together (the certificate chain and its key)');
+  }
+  if ('socket' in merged.listen && merged.mode !== 'proxy') {
+    throw invalidInput('KENSHIN_LISTEN', 'a unix socket is for proxy mode (KENSHIN_MODE=proxy); direct mode listens on HOST:PORT');
+  }
+  if (!/^[a-z0-9-]+$/.test(merged.proxyCertHeader)) throw invalidInput('KENSHIN_PROXY_CERT_HEADER', `"${merged.proxyCertHeader}" is not a header name`);
   if (merged.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {
     throw invalidInput('KENSHIN_DATABASE_URL', 'expected a postgres:// URL (leave it unset for the embedded SQLite database)');
   }

@@ -15,8 +15,12 @@ export type RefusalCode =
   | 'already_initialized'
   | 'not_initialized'
   | 'ca_key_unreadable'
+  | 'ca_rotation_conflict'
   | 'data_dir_not_writable'
+  | 'data_dir_locked'
   | 'output_not_writable'
+  // Backup and restore
+  | 'backup_damaged'
   // Renewal and the portal
   | 'certificate_expired'
   | 'certificate_revoked'

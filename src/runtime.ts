@@ -1,6 +1,6 @@
 import { dataPaths, type Config, type DataPaths } from './config.js';
 import { openDatabase, migrate, type Database } from './db/database.js';
-import { loadIssuingAuthority } from './ca/hierarchy.js';
+import { loadCaSet, loadIssuingAuthority, type CaSet } from './ca/hierarchy.js';
 import type { IssuingAuthority } from './ca/authority.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CertificateDeps } from './certificates/service.js';
@@ -10,15 +10,19 @@ import { inProcessMinter, type Minter } from './ca/mint.js';
 
 /**
  * The assembled service: configuration, database and CA, opened once per process and handed
- * to the CLI commands and the web server. The CA key is loaded lazily: commands that only touch
- * tenants and users work without the CA passphrase.
+ * to the CLI commands and the web server. The CA keys are loaded lazily: commands that only touch
+ * tenants and users work without the CA passphrase. Loaded once: after `kenshin ca rotate`, a
+ * running process keeps the CAs it loaded until it restarts.
  */
 export interface Runtime {
   config: Config;
   paths: DataPaths;
   database: Database;
   clock: Clock;
+  /** The current issuing CA: signs every new certificate. */
   authority(): Promise<IssuingAuthority>;
+  /** The root and every issuing CA generation with their keys: what publishes the CRLs. */
+  caSet(): Promise<CaSet>;
   /** Services' collaborators; minting happens in this thread unless a minter (e.g. a worker pool) is given. */
   certificateDeps(minter?: Minter): Promise<CertificateDeps>;
   renewalDeps(minter?: Minter): Promise<RenewalDeps>;
@@ -32,12 +36,14 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
   const clock = opts.clock ?? systemClock;
   let authority: Promise<IssuingAuthority> | undefined;
   const getAuthority = () => (authority ??= loadIssuingAuthority(paths, config.caPassphrase, config.crlUrl));
+  let caSet: Promise<CaSet> | undefined;
   const runtime: Runtime = {
     config,
     paths,
     database,
     clock,
     authority: getAuthority,
+    caSet: () => (caSet ??= loadCaSet(paths, config.caPassphrase, config.crlUrl)),
     async certificateDeps(minter) {
       const authority = await getAuthority();
       return {

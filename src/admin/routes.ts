@@ -10,7 +10,7 @@ import { holdForDelivery, takeDelivery } from './delivery.js';
 import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
 import { isRefusal } from '../errors.js';
-import { publishCrl } from '../certificates/crl.js';
+import { publishCrlsFor } from '../certificates/crl-set.js';
 import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate } from '../certificates/service.js';
 
 /**
@@ -107,8 +107,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const body = (req.body ?? {}) as Record<string, string>;
     if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
     const serial = (req.params as { serial: string }).serial;
-    await revokeCertificate({ db, clock }, { serial, reason: body.reason, actor: `operator:${p.user.login_id}`, withSuccessors: body.withSuccessors === '1' });
-    await publishCrl({ db, clock, authority: await deps.runtime.authority() });
+    const revoked = await revokeCertificate({ db, clock }, { serial, reason: body.reason, actor: `operator:${p.user.login_id}`, withSuccessors: body.withSuccessors === '1' });
+    await publishCrlsFor({ db, clock, cas: await deps.runtime.caSet() }, [revoked.serial, ...revoked.alsoRevoked]);
     return reply.redirect(`/admin/certificates/${serial}`, 303);
   });
 

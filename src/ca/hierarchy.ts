@@ -11,19 +11,26 @@ import { Refusal } from '../errors.js';
 import type { CaKeyType, DataPaths } from '../config.js';
 import { subtle } from './x509.js';
 import type { AuthorityMaterial } from './mint-pool.js';
+import { RootAuthority } from './root-authority.js';
+import { crlUrlForGeneration, currentIssuingFiles, listIssuingFiles, readCertificate as readCert, type IssuingCaFiles } from './generations.js';
 
 /**
- * The two-tier hierarchy (as step-ca does it): an offline-able root that signs only the issuing
- * CA, and the issuing CA that signs client and server certificates. Created once by `kenshin
- * init`; a second init is refused, because a new root would orphan every certificate in the field.
+ * The two-tier hierarchy (as step-ca does it): an offline-able root that signs only issuing CAs
+ * (and its CRL), and the issuing CA that signs client and server certificates. Created once by
+ * `kenshin init`; a second init is refused, because a new root would orphan every certificate in
+ * the field. The issuing CA can be replaced under the same root (rotate.ts, generations.ts).
  */
 
 const ROOT_YEARS = 20;
-/** Longer than client validity (3y) several times over; rotation under the same root is a later step. */
+/** Longer than client validity (3y) several times over; `kenshin ca rotate` makes the next one under the same root. */
 const ISSUING_YEARS = 10;
 
 export function isInitialised(paths: DataPaths): boolean {
   return fs.existsSync(paths.rootCert);
+}
+
+export function requireInitialised(paths: DataPaths): void {
+  if (!isInitialised(paths)) throw new Refusal('not_initialized', `no CA in ${paths.dataDir}: run \`kenshin init\` first`, { field: 'data-dir' });
 }
 
 export interface CreateHierarchyOptions {
@@ -67,20 +74,7 @@ export async function createHierarchy(opts: CreateHierarchyOptions): Promise<voi
   });
 
   const issuingKeys = await generateKeyPair(opts.keyType);
-  const issuing = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: new x509.Name([
-      { '2.5.4.3': [{ utf8String: `${opts.commonNamePrefix} Issuing CA 1` }] },
-      { '2.5.4.10': [{ utf8String: opts.commonNamePrefix }] },
-    ]),
-    issuer: root.subjectName,
-    notBefore,
-    notAfter: addYears(notBefore, ISSUING_YEARS),
-    publicKey: issuingKeys.publicKey,
-    signingKey: rootKeys.privateKey,
-    signingAlgorithm: alg,
-    extensions: await issuingCaExtensions(issuingKeys.publicKey, root),
-  });
+  const issuing = await signIssuingCa({ root, rootKey: rootKeys.privateKey, rootKeyType: opts.keyType, publicKey: issuingKeys.publicKey, commonNamePrefix: opts.commonNamePrefix, generation: 1, notBefore });
 
   const tmp = fs.mkdtempSync(path.join(paths.dataDir, '.ca-init-'));
   try {
@@ -99,27 +93,114 @@ export async function createHierarchy(opts: CreateHierarchyOptions): Promise<voi
   }
 }
 
-function readCert(file: string): x509.X509Certificate {
-  let pem: string;
-  try {
-    pem = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new Refusal('not_initialized', `no CA at ${file}: run \`kenshin init\` first`, { field: file });
-  }
-  return new x509.X509Certificate(pem);
+/**
+ * Signs an issuing CA certificate: "<prefix> Issuing CA <generation>" (the generation is read back
+ * from this name, see generations.ts), pathLen 0, valid ISSUING_YEARS but never past the root.
+ */
+export async function signIssuingCa(opts: {
+  root: x509.X509Certificate;
+  rootKey: CryptoKey;
+  rootKeyType: AnyKeyType;
+  publicKey: CryptoKey;
+  commonNamePrefix: string;
+  generation: number;
+  notBefore: Date;
+}): Promise<x509.X509Certificate> {
+  const notAfter = addYears(opts.notBefore, ISSUING_YEARS);
+  return x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: new x509.Name([
+      { '2.5.4.3': [{ utf8String: `${opts.commonNamePrefix} Issuing CA ${opts.generation}` }] },
+      { '2.5.4.10': [{ utf8String: opts.commonNamePrefix }] },
+    ]),
+    issuer: opts.root.subjectName,
+    notBefore: opts.notBefore,
+    notAfter: notAfter.getTime() > opts.root.notAfter.getTime() ? opts.root.notAfter : notAfter,
+    publicKey: opts.publicKey,
+    signingKey: opts.rootKey,
+    signingAlgorithm: keyAlgorithm(opts.rootKeyType),
+    extensions: await issuingCaExtensions(opts.publicKey, opts.root),
+  });
 }
 
-/** The issuing CA as bytes, decrypted in memory: what the in-process authority and mint workers are built from. */
+/**
+ * The CURRENT issuing CA as bytes, decrypted in memory: what the in-process authority and mint
+ * workers are built from. Its CRL distribution point is its own generation's (generations.ts).
+ */
 export async function loadAuthorityMaterial(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<AuthorityMaterial> {
+  return loadGenerationMaterial(paths, currentIssuingFiles(paths), readPassphrase(passphraseFromEnv, paths.caPassphraseFile), crlUrl);
+}
+
+async function loadGenerationMaterial(paths: DataPaths, ca: IssuingCaFiles, passphrase: string, crlUrl: string | undefined): Promise<AuthorityMaterial> {
   const root = readCert(paths.rootCert);
-  const issuing = readCert(paths.issuingCert);
-  const passphrase = readPassphrase(passphraseFromEnv, paths.caPassphraseFile);
-  const pkcs8 = decryptPkcs8Pem(fs.readFileSync(paths.issuingKey, 'utf8'), passphrase, paths.issuingKey);
+  const pkcs8 = decryptPkcs8Pem(readKeyFile(ca.keyFile), passphrase, ca.keyFile);
   // Learn the key type from the issuing certificate itself: a config change must not break loading.
-  const pub = await issuing.publicKey.export();
+  const pub = await ca.certificate.publicKey.export();
   const keyType = keyTypeOfAlgorithm(pub.algorithm);
-  await assertKeyMatches(await importPkcs8(pkcs8, keyType, false), pub, keyType, paths.issuingKey);
-  return { rootDer: new Uint8Array(root.rawData), issuingDer: new Uint8Array(issuing.rawData), issuingKeyPkcs8: pkcs8, keyType, crlUrl };
+  await assertKeyMatches(await importPkcs8(pkcs8, keyType, false), pub, keyType, ca.keyFile);
+  return {
+    rootDer: new Uint8Array(root.rawData),
+    issuingDer: new Uint8Array(ca.certificate.rawData),
+    issuingKeyPkcs8: pkcs8,
+    keyType,
+    crlUrl: crlUrlForGeneration(crlUrl, ca.generation),
+  };
+}
+
+function readKeyFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new Refusal('ca_key_unreadable', `cannot read ${file}: the key of this CA is missing`, { field: file });
+  }
+}
+
+/** The root with its key, decrypted: it signs new issuing CAs (rotation) and the root CRL. */
+export async function loadRootKey(paths: DataPaths, passphrase: string): Promise<{ certificate: x509.X509Certificate; key: CryptoKey; keyType: AnyKeyType }> {
+  const certificate = readCert(paths.rootCert);
+  const pkcs8 = decryptPkcs8Pem(readKeyFile(paths.rootKey), passphrase, paths.rootKey);
+  const pub = await certificate.publicKey.export();
+  const keyType = keyTypeOfAlgorithm(pub.algorithm);
+  const key = await importPkcs8(pkcs8, keyType, false);
+  pkcs8.fill(0);
+  await assertKeyMatches(key, pub, keyType, paths.rootKey);
+  return { certificate, key, keyType };
+}
+
+/**
+ * The client CAs to trust, PEM, one per element: the root and every issuing CA, current and
+ * retired, so that certificates of an earlier generation keep chaining until they expire. What
+ * the HTTPS listener requests client certificates with, and `kenshin ca bundle` writes for a proxy.
+ */
+export function loadTrustedCaPems(paths: DataPaths): string[] {
+  return [readCert(paths.rootCert), ...listIssuingFiles(paths).map((g) => g.certificate)].map((c) => c.toString('pem') + '\n');
+}
+
+/** One generation of the issuing CA, with its key loaded. */
+export interface IssuingGeneration {
+  generation: number;
+  current: boolean;
+  authority: IssuingAuthority;
+}
+
+/** Every CA that publishes a CRL: the root and every issuing generation (oldest first), keys loaded. */
+export interface CaSet {
+  /**
+   * Undefined when root.key is not on this machine (an operator who keeps the root offline): then
+   * no root CRL is signed here, and everything else works as before.
+   */
+  root: RootAuthority | undefined;
+  generations: IssuingGeneration[];
+}
+
+export async function loadCaSet(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<CaSet> {
+  const passphrase = readPassphrase(passphraseFromEnv, paths.caPassphraseFile);
+  const root = fs.existsSync(paths.rootKey) ? await loadRootKey(paths, passphrase) : undefined;
+  const generations: IssuingGeneration[] = [];
+  for (const g of listIssuingFiles(paths)) {
+    generations.push({ generation: g.generation, current: g.current, authority: await authorityFromMaterial(await loadGenerationMaterial(paths, g, passphrase, crlUrl)) });
+  }
+  return { root: root && new RootAuthority(root.certificate, root.key, root.keyType), generations };
 }
 
 export async function authorityFromMaterial(m: AuthorityMaterial): Promise<IssuingAuthority> {
@@ -143,6 +224,6 @@ async function assertKeyMatches(priv: CryptoKey, pub: CryptoKey, type: AnyKeyTyp
   const data = new Uint8Array([1, 2, 3]);
   const sig = await subtle.sign(alg, priv, data);
   if (!(await subtle.verify(alg, pub, sig, data))) {
-    throw new Refusal('ca_key_unreadable', `${file} does not belong to the issuing CA certificate`, { field: file });
+    throw new Refusal('ca_key_unreadable', `${file} does not belong to the CA certificate it is stored with`, { field: file });
   }
 }

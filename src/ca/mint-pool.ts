@@ -22,6 +22,8 @@ interface Slot {
   worker: Worker;
   inFlight: number;
   ready: Promise<void>;
+  /** False once the worker thread exited (crash, out of memory): it gets no more work. */
+  alive: boolean;
 }
 
 interface Pending {
@@ -43,6 +45,7 @@ export function startMintPool(material: AuthorityMaterial, size = os.availablePa
     const worker = new Worker(BOOTSTRAP, { eval: true, workerData: material });
     const slot: Slot = {
       worker,
+      alive: true,
       inFlight: 0,
       ready: new Promise<void>((resolve, reject) => {
         worker.once('error', reject);
@@ -64,6 +67,10 @@ export function startMintPool(material: AuthorityMaterial, size = os.availablePa
       // A crashed worker fails what it held; the caller's transaction never started, so nothing is half-done.
       for (const [id, p] of pending) if (ownerOf.get(id) === slot) p.reject(e);
     });
+    worker.on('exit', () => {
+      slot.alive = false;
+      for (const [id, p] of pending) if (ownerOf.get(id) === slot) p.reject(new Error('mint worker exited'));
+    });
     // A booting or busy worker keeps the process alive; an idle one does not (see mint() and 'ready').
     return slot;
   });
@@ -73,7 +80,9 @@ export function startMintPool(material: AuthorityMaterial, size = os.availablePa
     ready: Promise.all(slots.map((s) => s.ready)).then(() => undefined),
     async mint(req: MintRequest): Promise<Minted> {
       if (closed) throw new Error('mint pool is closed');
-      const slot = slots.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+      const live = slots.filter((s) => s.alive);
+      if (live.length === 0) throw new Error('every mint worker has exited');
+      const slot = live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
       const id = nextId++;
       if (slot.inFlight++ === 0) slot.worker.ref();
       ownerOf.set(id, slot);
@@ -88,6 +97,7 @@ export function startMintPool(material: AuthorityMaterial, size = os.availablePa
         );
       });
     },
+    healthy: () => !closed && slots.some((s) => s.alive),
     async close() {
       closed = true;
       await Promise.all(slots.map((s) => s.worker.terminate()));

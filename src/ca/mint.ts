@@ -51,6 +51,8 @@ export interface Minted {
 export interface Minter {
   mint(req: MintRequest): Promise<Minted>;
   close(): Promise<void>;
+  /** False once it cannot mint any more (every worker of a pool gone); /readyz reports it. */
+  healthy?(): boolean;
 }
 
 /**

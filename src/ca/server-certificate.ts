@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import tls from 'node:tls';
 import { x509 } from './x509.js';
 import type { IssuingAuthority } from './authority.js';
 import { exportPkcs8, generateKeyPair } from './keys.js';
@@ -6,6 +7,7 @@ import { decryptPkcs8Pem, encryptPkcs8Pem } from './keystore.js';
 import { pemEncode } from './pem.js';
 import { DAY_MS } from '../clock.js';
 import type { DataPaths } from '../config.js';
+import { withDataDirLock } from './data-dir-lock.js';
 
 /**
  * The HTTPS server's own certificate for the embedded default (localhost / 127.0.0.1), signed
@@ -29,10 +31,20 @@ export async function ensureServerCertificate(
   passphrase: string,
   now: Date,
 ): Promise<ServerTlsMaterial> {
-  const existing = readExisting(paths, passphrase);
-  if (existing && coversNames(existing.cert, names) && existing.cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_DAYS * DAY_MS) {
-    return { certChainPem: existing.chainPem, keyPem: existing.keyPem, notAfter: existing.cert.notAfter };
-  }
+  const usable = () => {
+    const existing = readExisting(paths, passphrase);
+    if (existing && coversNames(existing.cert, names) && existing.cert.notAfter.getTime() - now.getTime() > RENEW_BEFORE_DAYS * DAY_MS) {
+      return { certChainPem: existing.chainPem, keyPem: existing.keyPem, notAfter: existing.cert.notAfter };
+    }
+    return undefined;
+  };
+  // Instances sharing the data directory may all find it missing or due at the same start: one
+  // issues it under the lock, the others then read that one (key and certificate written by two
+  // processes could otherwise end up from different pairs, and the next start would fail).
+  return usable() ?? withDataDirLock(paths.dataDir, async () => usable() ?? issue(authority, paths, names, passphrase, now));
+}
+
+async function issue(authority: IssuingAuthority, paths: DataPaths, names: string[], passphrase: string, now: Date): Promise<ServerTlsMaterial> {
   const keys = await generateKeyPair('p256');
   const notBefore = new Date(now.getTime() - 5 * 60_000);
   const cert = await authority.signServer({ names, publicKey: keys.publicKey, notBefore, notAfter: new Date(notBefore.getTime() + SERVER_VALIDITY_DAYS * DAY_MS) });
@@ -55,6 +67,9 @@ function readExisting(paths: DataPaths, passphrase: string): { cert: x509.X509Ce
     const cert = new x509.X509Certificate(chainPem.split(/(?<=-----END CERTIFICATE-----)/)[0]!.trim());
     const der = decryptPkcs8Pem(fs.readFileSync(paths.serverKey, 'utf8'), passphrase, paths.serverKey);
     const keyPem = pemEncode(der, 'PRIVATE KEY');
+    // Two instances sharing a data dir may both have written a pair at first start: a key and a
+    // certificate from different writers would fail every handshake, so a mismatch means "issue anew".
+    tls.createSecureContext({ cert: chainPem, key: keyPem });
     return { cert, chainPem, keyPem };
   } catch {
     return undefined; // unreadable: issue a fresh one

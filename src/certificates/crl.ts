@@ -7,7 +7,8 @@ import { pemEncode } from '../ca/pem.js';
 import { REVOCATION_REASONS, type RevocationReason } from './service.js';
 
 /**
- * The certificate revocation list of the issuing CA, for reverse proxies (nginx `ssl_crl`) and third
+ * The certificate revocation list of one CA (each issuing generation has its own, and so does the
+ * root: see crl-set.ts), for reverse proxies (nginx `ssl_crl`) and third
  * parties. Kenshin itself checks revocation in its database on every request; the CRL is how the
  * rest of the world learns it. Regenerated after every revocation and whenever it is older than a
  * day; nextUpdate is two days out so a missed run does not make relying parties reject everyone.
@@ -18,7 +19,10 @@ const REFRESH_AFTER_MS = DAY_MS;
 export interface CrlDeps {
   db: Db;
   clock: Clock;
-  authority: IssuingAuthority;
+  /** The CA whose CRL this is: an issuing CA of any generation, or the root (ca/root-authority.ts). */
+  authority: Pick<IssuingAuthority, 'issuingFingerprint' | 'signCrl'>;
+  /** nextUpdate − thisUpdate; CRL_VALIDITY_MS unless given (the root's is longer, see crl-set.ts). */
+  validityMs?: number;
 }
 
 const REASON_CODES: Record<RevocationReason, x509.X509CrlReason> = {
@@ -42,12 +46,18 @@ export interface PublishedCrl {
 export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const issuer = await deps.authority.issuingFingerprint();
   const now = deps.clock.now();
-  const nextUpdate = new Date(now.getTime() + CRL_VALIDITY_MS);
+  const nextUpdate = new Date(now.getTime() + (deps.validityMs ?? CRL_VALIDITY_MS));
   return deps.db.transaction().execute(async (trx) => {
-    // Claim the next number first (a write), so concurrent publishers get distinct numbers.
-    const bumped = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirst();
-    const number = bumped?.number ?? 1;
-    if (!bumped) await trx.insertInto('crls').values({ issuer_fingerprint: issuer, number, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' }).execute();
+    // Make sure the row exists first: two instances publishing their first CRL at the same start
+    // would otherwise both find no row and both insert, and the loser's start-up would fail on the
+    // primary key. ON CONFLICT DO NOTHING waits for the other insert and then leaves its row alone.
+    await trx
+      .insertInto('crls')
+      .values({ issuer_fingerprint: issuer, number: 0, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' })
+      .onConflict((oc) => oc.column('issuer_fingerprint').doNothing())
+      .execute();
+    // Claim the next number (a write, so a row lock): concurrent publishers get distinct numbers.
+    const { number } = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirstOrThrow();
     const revoked = await trx
       .selectFrom('certificates')
       .select(['serial', 'revoked_at', 'revocation_reason'])

@@ -43,7 +43,7 @@ export interface ExitBox {
 export async function runCommand(
   io: CliIo,
   exit: ExitBox,
-  opts: { json?: boolean; dataDir?: string },
+  opts: { json?: boolean; dataDir?: string; config?: string },
   /** A function when computing the overrides can itself refuse (parsing a flag). */
   overrides: ConfigOverrides | (() => ConfigOverrides),
   body: (scope: CommandScope) => Promise<void>,
@@ -51,7 +51,8 @@ export async function runCommand(
   const json = Boolean(opts.json);
   let rt: Runtime | undefined;
   try {
-    const config = loadConfig({ ...(typeof overrides === 'function' ? overrides() : overrides), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }, io.env);
+    const env = opts.config ? { ...io.env, KENSHIN_CONFIG: opts.config } : io.env;
+    const config = loadConfig({ ...(typeof overrides === 'function' ? overrides() : overrides), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }, env);
     const scope: CommandScope = {
       io,
       out: makeOut(json, io.stdout),

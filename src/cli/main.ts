@@ -1,24 +1,31 @@
 import { Command, CommanderError } from 'commander';
 import { processIo, type CliIo, type ExitBox } from './context.js';
 import { registerSetup } from './commands/setup.js';
+import { registerCa } from './commands/ca.js';
 import { registerTenancy } from './commands/tenancy.js';
 import { registerCert } from './commands/cert.js';
 import { registerAudit } from './commands/audit.js';
 import { registerReminders } from './commands/reminders.js';
+import { registerConfig } from './commands/config.js';
+import { registerOps } from './commands/ops.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
   const program = new Command('kenshin')
     .description('Kenshin Cloud: client certificates for 特定健診 cloud services')
     .option('--data-dir <DIR>', 'data directory (default ./data, or KENSHIN_DATA_DIR)')
+    .option('--config <FILE>', 'settings file of KENSHIN_*=value lines (or KENSHIN_CONFIG); the environment overrides it')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError(false)
     .exitOverride();
   registerSetup(program, io, exit);
+  registerCa(program, io, exit);
   registerTenancy(program, io, exit);
   registerCert(program, io, exit);
   registerAudit(program, io, exit);
   registerReminders(program, io, exit);
+  registerConfig(program, io, exit);
+  registerOps(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

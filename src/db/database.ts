@@ -22,7 +22,7 @@ export interface Database {
 }
 
 /** Migrations in order. Each gets the dialect so the few dialect-specific bits stay in one file. */
-const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
+export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }> = {
   '001_initial': m001,
   '002_portal': m002,
   '003_crl': m003,
@@ -103,7 +103,12 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
   };
 }
 
-/** Brings the schema up to date. Kysely takes a lock, so two instances starting at once migrate once. */
+/**
+ * Brings the schema up to date. On PostgreSQL Kysely holds a session advisory lock on one connection
+ * while it reads what has run and migrates in a transaction, so instances starting at once migrate
+ * once: the others wait, then find nothing to do (test/production/two-instances.test.ts holds that
+ * lock to make both wait). SQLite has no such lock: one process migrates a file at a time.
+ */
 export async function migrate(database: Database): Promise<void> {
   const migrator = new Migrator({ db: database.db, provider: new StaticProvider(database.dialect) });
   const { error, results } = await migrator.migrateToLatest();

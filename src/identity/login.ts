@@ -43,11 +43,18 @@ export async function login(deps: { db: Db; clock: Clock; policy?: LoginPolicy }
   if (failure) {
     await db.transaction().execute(async (trx) => {
       for (const key of keys) {
-        const row = await trx.selectFrom('login_throttle').selectAll().where('key', '=', key).executeTakeFirst();
-        const failures = (row?.failures ?? 0) + 1;
+        // Count in the database, not read-then-write: failures arriving at once (several instances
+        // on PostgreSQL) would otherwise both insert the first row (a 500) or overwrite each other's
+        // count, letting a guesser past the limit. The row exists first; the increment takes its lock.
+        await trx.insertInto('login_throttle').values({ key, failures: 0, last_failure_at: now.toISOString(), locked_until: null }).onConflict((oc) => oc.column('key').doNothing()).execute();
+        const { failures } = await trx
+          .updateTable('login_throttle')
+          .set((eb) => ({ failures: eb('failures', '+', 1), last_failure_at: now.toISOString() }))
+          .where('key', '=', key)
+          .returning('failures')
+          .executeTakeFirstOrThrow();
         const locked_until = failures >= policy.maxFailures ? new Date(now.getTime() + policy.lockMinutes * 60_000).toISOString() : null;
-        if (row) await trx.updateTable('login_throttle').set({ failures, last_failure_at: now.toISOString(), locked_until }).where('key', '=', key).execute();
-        else await trx.insertInto('login_throttle').values({ key, failures, last_failure_at: now.toISOString(), locked_until }).execute();
+        await trx.updateTable('login_throttle').set({ locked_until }).where('key', '=', key).execute();
       }
       await audit(trx, now, input.cert, 'login.failed', { loginId, reason: failure });
     });

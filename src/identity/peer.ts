@@ -15,6 +15,8 @@ export interface PresentedCertificate {
   chainVerified: boolean;
   /** OpenSSL's reason when it did not, e.g. CERT_HAS_EXPIRED. */
   verifyError?: string | undefined;
+  /** Behind a proxy: checks the signature against our issuing CAs, asked only when the DER is not ours. */
+  verifyChain?: () => Promise<boolean>;
 }
 
 export type PeerIdentity =
@@ -40,7 +42,8 @@ export async function identify(db: Db, clock: Clock, presented: PresentedCertifi
   // The exact DER we issued (fingerprint match) is proof we signed it; TLS proved the key.
   const cert = await db.selectFrom('certificates').selectAll().where('fingerprint_sha256', '=', fingerprintOf(presented.der)).executeTakeFirst();
   if (!cert) {
-    const ourChain = presented.chainVerified || (presented.verifyError !== undefined && TIME_ERRORS.has(presented.verifyError));
+    const ourChain =
+      presented.chainVerified || (presented.verifyError !== undefined && TIME_ERRORS.has(presented.verifyError)) || (presented.verifyChain ? await presented.verifyChain() : false);
     return { kind: ourChain ? 'unknown' : 'foreign' };
   }
   const status = effectiveStatus(cert, clock.now());

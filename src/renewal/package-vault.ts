@@ -50,11 +50,18 @@ export function loadPackageKey(fromConfig: string | undefined, file: string): Bu
   }
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Written beside it, then hard-linked into place: an instance starting at the same moment must
+    // never read the file created but not yet written (an empty key), and never replace the key
+    // another instance already uses.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     try {
-      fs.writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+      fs.linkSync(tmp, file);
     } catch (e) {
       // Another process created it first: use theirs.
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
   }
   return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');

@@ -65,7 +65,24 @@ const refusalFor = {
     new Refusal('not_in_window', `certificate ${c.serial} can be renewed from ${s.windowStart.toISOString()}`, { details: { windowStart: s.windowStart.toISOString(), daysLeft: s.daysLeft } }),
 };
 
-export async function startRenewal(deps: RenewalDeps, predecessor: CertificateRow, actor: string): Promise<StartedRenewal> {
+/**
+ * Renewals being minted in this process, per predecessor. A double click, a retrying client or a
+ * deliberate flood of requests for one certificate joins the mint in flight instead of minting (and
+ * throwing away) a key each: the unique constraints still decide between processes.
+ */
+const inFlight = new WeakMap<RenewalDeps, Map<number, Promise<StartedRenewal>>>();
+
+export function startRenewal(deps: RenewalDeps, predecessor: CertificateRow, actor: string): Promise<StartedRenewal> {
+  let flights = inFlight.get(deps);
+  if (!flights) inFlight.set(deps, (flights = new Map()));
+  const running = flights.get(predecessor.id);
+  if (running) return running.then((r) => ({ ...r, created: false }));
+  const started = startRenewalOnce(deps, predecessor, actor).finally(() => flights.delete(predecessor.id));
+  flights.set(predecessor.id, started);
+  return started;
+}
+
+async function startRenewalOnce(deps: RenewalDeps, predecessor: CertificateRow, actor: string): Promise<StartedRenewal> {
   const existing = await existingRenewal(deps, predecessor);
   if (existing) return existing;
   const now = deps.clock.now();

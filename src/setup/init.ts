@@ -9,6 +9,7 @@ import { Refusal } from '../errors.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { createDemo, type DemoResult } from './demo.js';
+import { withDataDirLock } from '../ca/data-dir-lock.js';
 
 export interface InitResult {
   dataDir: string;
@@ -35,22 +36,41 @@ export function assertWritableDir(dir: string): void {
  * `kenshin init`: CA hierarchy, database, server certificate and optionally the demo tenant.
  * Order matters for "nothing half-done": the CA appears atomically (see createHierarchy), and
  * everything after it is idempotent, so a failed init can be completed by `kenshin serve`.
+ * It runs under the data directory's lock, so a second init started at the same moment (two
+ * `serve --init` sharing the directory) waits for the first and then finds it initialised.
  */
 export async function initialise(config: Config, opts: { demo: boolean; clock?: Clock }): Promise<InitResult> {
   const clock = opts.clock ?? systemClock;
   const paths = dataPaths(config.dataDir);
   assertWritableDir(paths.dataDir);
-  if (isInitialised(paths)) {
-    throw new Refusal('already_initialized', `${paths.dataDir} is already initialised (CA at ${paths.rootCert}); refusing to overwrite it`, { field: 'data-dir' });
-  }
-  await createHierarchy({ paths, keyType: config.caKeyType, commonNamePrefix: 'Kenshin Cloud', passphraseFromEnv: config.caPassphrase, now: clock.now() });
-  const rt = await openRuntime(config, { clock, create: true });
+  return withDataDirLock(paths.dataDir, async () => {
+    if (isInitialised(paths)) {
+      throw new Refusal('already_initialized', `${paths.dataDir} is already initialised (CA at ${paths.rootCert}); refusing to overwrite it`, { field: 'data-dir' });
+    }
+    await createHierarchy({ paths, keyType: config.caKeyType, commonNamePrefix: 'Kenshin Cloud', passphraseFromEnv: config.caPassphrase, now: clock.now() });
+    const rt = await openRuntime(config, { clock, create: true });
+    try {
+      await ensureServerCertificate(await rt.authority(), paths, config.serverNames, readPassphrase(config.caPassphrase, paths.caPassphraseFile), clock.now());
+      const demo = opts.demo ? await createDemo(rt) : undefined;
+      return { dataDir: paths.dataDir, rootCert: paths.rootCert, serverCert: paths.serverCert, database: describeDatabase(rt), demo };
+    } finally {
+      await rt.close();
+    }
+  });
+}
+
+/**
+ * `serve --init`: initialises a fresh data directory; undefined when it already is, whether from
+ * an earlier run or from another instance that started at the same moment and got the lock first.
+ */
+export async function initialiseIfNeeded(config: Config, opts: { demo: boolean; clock?: Clock }): Promise<InitResult | undefined> {
+  // An initialised (perhaps read-only) directory is left alone: no lock file is written there.
+  if (isInitialised(dataPaths(config.dataDir))) return undefined;
   try {
-    await ensureServerCertificate(await rt.authority(), paths, config.serverNames, readPassphrase(config.caPassphrase, paths.caPassphraseFile), clock.now());
-    const demo = opts.demo ? await createDemo(rt) : undefined;
-    return { dataDir: paths.dataDir, rootCert: paths.rootCert, serverCert: paths.serverCert, database: describeDatabase(rt), demo };
-  } finally {
-    await rt.close();
+    return await initialise(config, opts);
+  } catch (e) {
+    if (e instanceof Refusal && e.code === 'already_initialized') return undefined;
+    throw e;
   }
 }
 

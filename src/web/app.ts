@@ -16,6 +16,7 @@ import { crlRoutes } from './routes/crl.js';
 import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { errorPage } from './views/refusal.js';
+import { healthRoutes, type ReadinessProbe } from './health.js';
 import { securityHeaders } from './security-headers.js';
 import { OneLinePerRequest } from './logging.js';
 
@@ -38,13 +39,21 @@ const STATUS: Partial<Record<RefusalCode, number>> = {
 export interface BuildOptions {
   https?: https.ServerOptions;
   logger?: Logger;
-  /** Where the client certificate comes from (the TLS socket by default). */
+  /** Where the client certificate comes from (the TLS socket by default; a proxy header in proxy mode). */
   presented?: (req: FastifyRequest) => PresentedCertificate;
+  /** Proxy mode: addresses whose X-Forwarded-For is believed, so logs show the clinic's address. */
+  trustProxy?: string[];
+  /** Readiness beyond "the database answers" (CA loaded, shutting down); server.ts supplies it. */
+  readiness?: Omit<ReadinessProbe, 'db'>;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const presented = opts.presented ?? presentedFromTls;
-  const app = Fastify({ ...(opts.logger ? { loggerInstance: opts.logger, logController: new OneLinePerRequest() } : { logger: false }), ...(opts.https ? { https: opts.https } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger, logController: new OneLinePerRequest() } : { logger: false }),
+    ...(opts.https ? { https: opts.https } : {}),
+    ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
+  } as FastifyServerOptions) as unknown as FastifyInstance;
   // A TLS 1.2 renegotiation could present another certificate on the same connection; the
   // identity is read once per connection (presentedFromTls), so renegotiation is refused.
   if (opts.https) app.server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
@@ -58,7 +67,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     const lang = pickLang(query.lang, req.cookies[COOKIE.lang]);
     if (query.lang && query.lang === lang) reply.setCookie(COOKIE.lang, lang, { ...COOKIE_OPTIONS, httpOnly: false, maxAge: 365 * 86400 });
     const path = req.url.split('?')[0]!;
-    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path === '/healthz');
+    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path === '/healthz' || path === '/readyz');
     req.kenshin = {
       lang,
       t: translator(lang),
@@ -70,7 +79,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics?.requestDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  healthRoutes(app, { db: deps.runtime.database.db, caLoaded: () => true, draining: () => false, ...opts.readiness });
   helpRoutes(app);
   crlRoutes(app, deps);
   portalRoutes(app, deps);

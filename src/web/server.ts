@@ -1,105 +1,167 @@
 import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type tls from 'node:tls';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { openRuntime, type Runtime } from '../runtime.js';
-import { ensureServerCertificate } from '../ca/server-certificate.js';
-import { readPassphrase } from '../ca/keystore.js';
 import { loadAuthorityMaterial } from '../ca/hierarchy.js';
 import { startMintPool } from '../ca/mint-pool.js';
 import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
 import { wipeExpiredPackages } from '../renewal/service.js';
-import { currentCrl } from '../certificates/crl.js';
+import { currentCrls } from '../certificates/crl-set.js';
 import { runReminders } from '../reminders/service.js';
 import { configuredReminders } from '../reminders/configured.js';
 import type { Clock } from '../clock.js';
-import type { FastifyInstance } from 'fastify';
-import http from 'node:http';
 import { buildApp } from './app.js';
 import { createMetrics } from '../metrics/registry.js';
 import { requestLogger } from './logging.js';
+import { loadTlsMaterial } from './tls.js';
+import { presentedFromProxy } from './proxy.js';
+import { checkReadiness } from './health.js';
 
 export interface RunningServer {
+  /** https://HOST:PORT/ (direct), http://HOST:PORT/ or unix:/path (proxy mode). */
   url: string;
   /** http://127.0.0.1:PORT/metrics when the metrics listener is on. */
   metricsUrl: string | undefined;
   port: number;
   app: FastifyInstance;
   runtime: Runtime;
+  /** Re-reads the server certificate, key and client CA list (SIGHUP); connections keep going. */
+  reloadTls(): Promise<{ source: string }>;
+  /** Graceful: stop accepting, let requests in flight finish (up to the grace period), then release everything. */
   close(): Promise<void>;
 }
 
 /**
- * `kenshin serve`: the HTTPS listener. TLS asks for a client certificate but does not reject the
- * handshake (rejectUnauthorized: false): the application decides, so a refused user gets a page
- * that says why and what to do, not a browser error.
+ * `kenshin serve`. Direct mode: the HTTPS listener asks for a client certificate but does not reject
+ * the handshake (rejectUnauthorized: false): the application decides, so a refused user gets a page
+ * that says why and what to do, not a browser error. Proxy mode: plain HTTP behind nginx/HAProxy,
+ * the certificate from a header believed only from the proxy's address (web/proxy.ts).
  */
 export async function startServer(config: Config, opts: { clock?: Clock; logStream?: NodeJS.WritableStream } = {}): Promise<RunningServer> {
   const runtime = await openRuntime(config, opts.clock ? { clock: opts.clock } : {});
   const authority = await runtime.authority();
-  const tls = await ensureServerCertificate(authority, runtime.paths, config.serverNames, readPassphrase(config.caPassphrase, runtime.paths.caPassphraseFile), runtime.clock.now());
+  const tlsMaterial = config.mode === 'direct' ? await loadTlsMaterial(config, runtime, authority) : undefined;
 
   // Issuance runs in worker threads so that 「開始する」 never stalls other users' requests.
   const minter: Minter = config.mintWorkers > 0 ? startMintPool(await loadAuthorityMaterial(runtime.paths, config.caPassphrase, config.crlUrl), config.mintWorkers) : inProcessMinter(authority);
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
+  // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
+  const caSet = await runtime.caSet();
+  let draining = false;
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const app = await buildApp(
     { runtime, renewal, csrfKey, metrics },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
-      https: { key: tls.keyPem, cert: tls.certChainPem, ca: [authority.root.toString('pem'), authority.issuing.toString('pem')], requestCert: true, rejectUnauthorized: false },
+      readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
+      ...(tlsMaterial
+        ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false } }
+        : {
+            trustProxy: config.trustedProxies,
+            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers: () => caSet.generations.map((g) => g.authority.issuing) }),
+          }),
     },
   );
 
-  // Housekeeping at start and hourly: wipe expired packages, keep the CRL fresh (at least daily).
-  const crlDeps = { db: runtime.database.db, clock: runtime.clock, authority };
+  // Housekeeping at start and hourly: wipe expired packages, keep every CRL (root, each issuing generation) fresh (at least daily).
+  const crlDeps = { db: runtime.database.db, clock: runtime.clock, cas: caSet };
   const reminders = configuredReminders(runtime.database.db, runtime.clock, config);
+  let housekeepingRun: Promise<void> = Promise.resolve();
   const housekeeping = async () => {
     await wipeExpiredPackages(renewal);
-    await currentCrl(crlDeps);
+    await currentCrls(crlDeps);
     // Several instances may run this at once: the reminder ledger sends each mail once.
     if (reminders.mailer) await runReminders(reminders);
   };
-  await housekeeping();
-  const wipeTimer = setInterval(() => void housekeeping().catch(() => undefined), 3600_000);
-  wipeTimer.unref();
+  // At start (before listening, so the first CRL and due reminders exist once the instance is
+  // ready); a failure here is logged, not fatal: the hourly run tries again.
+  await housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
+  const housekeepingTimer = setInterval(() => {
+    housekeepingRun = housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
+  }, 3600_000);
+  housekeepingTimer.unref();
 
-  await app.listen({ host: config.listen.host, port: config.listen.port });
-  // Metrics on their own loopback port: Prometheus scrapes without a client certificate, and the
-  // port is not reachable from the clinics' side.
+  let url: string;
+  let port = 0;
+  if ('socket' in config.listen) {
+    // A stale socket file from a crash would make listen fail with EADDRINUSE.
+    fs.rmSync(config.listen.socket, { force: true });
+    await app.listen({ path: config.listen.socket });
+    // Group-writable, so the proxy's user can connect when it shares the service's group.
+    fs.chmodSync(config.listen.socket, 0o660);
+    url = `unix:${config.listen.socket}`;
+  } else {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const address = app.server.address();
+    port = typeof address === 'object' && address ? address.port : config.listen.port;
+    const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+    url = `${config.mode === 'direct' ? 'https' : 'http'}://${host}:${port}/`;
+  }
+
+  // Metrics (and the health checks) on their own loopback port: Prometheus and the supervisor reach
+  // them without a client certificate, and the port is not reachable from the clinics' side.
   let metricsServer: http.Server | undefined;
   let metricsUrl: string | undefined;
   if (config.metricsListen) {
+    const probe = { db: runtime.database.db, caLoaded: () => minter.healthy?.() !== false, draining: () => draining };
     metricsServer = http.createServer((req, res) => {
-      if (req.method !== 'GET' || req.url !== '/metrics') {
+      if (req.method !== 'GET') return void res.writeHead(405).end();
+      if (req.url === '/metrics') {
+        metrics.registry.metrics().then(
+          (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
+          () => res.writeHead(500).end(),
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+      } else if (req.url === '/readyz') {
+        void checkReadiness(probe).then((r) => res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(r)));
+      } else {
         res.writeHead(404).end();
-        return;
       }
-      metrics.registry.metrics().then(
-        (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
-        () => res.writeHead(500).end(),
-      );
     });
     await new Promise<void>((resolve) => metricsServer!.listen(config.metricsListen!.port, config.metricsListen!.host, resolve));
     const a = metricsServer.address();
     metricsUrl = `http://${config.metricsListen.host}:${typeof a === 'object' && a ? a.port : config.metricsListen.port}/metrics`;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.listen.port;
-  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+
+  let closing: Promise<void> | undefined;
   return {
-    url: `https://${host}:${port}/`,
+    url,
     metricsUrl,
     port,
     app,
     runtime,
-    async close() {
-      clearInterval(wipeTimer);
-      if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
-      await app.close();
-      await minter.close();
-      await runtime.close();
+    async reloadTls() {
+      if (config.mode !== 'direct') return { source: 'proxy mode: the proxy holds the server certificate' };
+      const fresh = await loadTlsMaterial(config, runtime, authority);
+      (app.server as unknown as tls.Server).setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca });
+      return { source: fresh.source };
+    },
+    close() {
+      return (closing ??= (async () => {
+        draining = true;
+        clearInterval(housekeepingTimer);
+        // Fastify stops accepting, answers new requests on open connections with 503, and waits for
+        // the requests in flight: a renewal being minted gets its transaction committed (or, if cut
+        // by the grace timer, none at all — certificate and package are written in one transaction).
+        const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
+        force.unref();
+        await app.close();
+        clearTimeout(force);
+        await housekeepingRun;
+        if (metricsServer) {
+          metricsServer.closeAllConnections();
+          await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+        }
+        await minter.close();
+        await runtime.close();
+      })());
     },
   };
 }

@@ -69,5 +69,18 @@ for (const dialect of testDialects()) {
       const d = await currentCrl(crlDeps);
       assert.equal(d.number, c.number + 1, 'a day-old CRL is refreshed');
     });
+
+    test('first publications racing on an empty table (two instances starting) all succeed, numbered apart', async () => {
+      await deps.db.deleteFrom('crls').execute();
+      // What two instances do at start: both may find no CRL and publish the first one.
+      const started = await Promise.all([currentCrl(crlDeps), currentCrl(crlDeps)]);
+      assert.ok(started.every((p) => p.number >= 1));
+      await deps.db.deleteFrom('crls').execute();
+      const published = await Promise.all([1, 2, 3, 4].map(() => publishCrl(crlDeps)));
+      assert.deepEqual(published.map((p) => p.number).sort(), [1, 2, 3, 4]);
+      const row = await deps.db.selectFrom('crls').selectAll().executeTakeFirstOrThrow();
+      assert.equal(row.number, 4);
+      assert.equal(row.der, Buffer.from(published.find((p) => p.number === 4)!.der).toString('base64'), 'the stored CRL is the last one numbered');
+    });
   });
 }

@@ -7,7 +7,7 @@ import { makeWorld } from '../helpers/world.js';
 import { tempDir } from '../helpers/tmp.js';
 import { addInstitution, addTenant, addUser } from '../../src/tenancy/service.js';
 import { issueCertificate } from '../../src/certificates/service.js';
-import { startServer } from '../../src/web/server.js';
+import { startFront } from '../helpers/front.js';
 import { DAY_MS } from '../../src/clock.js';
 import { startBrowserWorld, type BrowserWorld } from './browser.js';
 
@@ -30,10 +30,9 @@ await addInstitution(tenancy, { tenantCode: 'T0001', number: '1312345679', name:
 await addUser(tenancy, { tenantCode: 'T0001', loginId: 'yamada', password: PASSWORD, role: 'admin', institutionNumbers: ['1312345678', '1312345679'] }, 'test');
 await addUser(tenancy, { tenantCode: 'T0001', loginId: 'solo', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
 await addTenant(tenancy, { code: 'T0002', name: '別の医院' }, 'test');
-// The real server with its worker pool, as `kenshin serve` runs it.
-const server = await startServer(w.config, { clock: w.clock });
-w.onClose(() => server.close());
-const origin = new URL(server.url).origin;
+// The real server with its worker pool, as `kenshin serve` runs it (behind nginx with KENSHIN_TEST_VIA=nginx).
+const front = await startFront(w);
+const origin = new URL(front.url).origin;
 const issuerCn = /^CN=(.+)$/m.exec(new crypto.X509Certificate(fs.readFileSync(w.runtime.paths.issuingCert)).subject)?.[1] ?? assert.fail('issuing CA without CN');
 const files = tempDir('kenshin-e2e-loop-');
 
@@ -64,7 +63,7 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
   const ctx = await bw.newContext({ acceptDownloads: true, clipboard: true });
   const page = await ctx.newPage();
 
-  const login = await page.goto(server.url);
+  const login = await page.goto(front.url);
   assert.equal(login?.status(), 200);
   assert.match(await page.innerText('#certificate'), new RegExp(old.serial));
   await page.fill('#loginId', 'yamada');
@@ -92,13 +91,13 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
   // The user's import: pk12util fails unless the password shown on the page opens the file.
   bw.importP12(p12, password);
   // Same context: Chromium keeps presenting the old certificate, and home says the new one is not in use.
-  await page.goto(server.url + 'home');
+  await page.goto(front.url + 'home');
   assert.match(await page.innerText('#not-in-use'), /ブラウザをすべて閉じて/);
 
   // A restarted browser picks the later-expiring certificate: log in with it.
   await bw.restart();
   const next = await (await bw.newContext()).newPage();
-  await next.goto(server.url);
+  await next.goto(front.url);
   const shown = await next.innerText('#certificate');
   assert.doesNotMatch(shown, new RegExp(old.serial));
   await next.fill('#loginId', 'yamada');
@@ -111,7 +110,7 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
 
   // One institution and outside the window: straight to home, no selection, no check screen.
   const solo = await (await bw.newContext()).newPage();
-  await solo.goto(server.url);
+  await solo.goto(front.url);
   await solo.fill('#loginId', 'solo');
   await solo.fill('#password', PASSWORD);
   await Promise.all([solo.waitForURL('**/home'), solo.click('#login-submit')]);
@@ -125,7 +124,7 @@ test('an expired certificate gets the expired page in Chromium', async (t) => {
   w.clock.advance(11 * DAY_MS);
   t.after(() => w.clock.advance(-11 * DAY_MS));
   const page = await (await bw.newContext()).newPage();
-  const res = await page.goto(server.url);
+  const res = await page.goto(front.url);
   assert.equal(res?.status(), 403);
   assert.equal(await page.getAttribute('#refusal', 'data-reason'), 'expired');
   assert.match(await page.innerText('main'), /運用窓口 03-0000-0000/);

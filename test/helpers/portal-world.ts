@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { makeWorld, type World } from './world.js';
 import { addInstitution, addTenant, addUser } from '../../src/tenancy/service.js';
 import { issueCertificate } from '../../src/certificates/service.js';
-import { startServer, type RunningServer } from '../../src/web/server.js';
+import type { RunningServer } from '../../src/web/server.js';
+import { startFront } from './front.js';
 import { DAY_MS } from '../../src/clock.js';
 import type { Dialect } from '../../src/db/database.js';
 import type { CertificateRow } from '../../src/db/schema.js';
@@ -34,8 +35,7 @@ export async function makePortalWorld(dialect: Dialect, env: Record<string, stri
   await addInstitution(deps, { tenantCode: 'T0002', number: '2712345678', name: '別の医院' }, 'test');
   await addUser(deps, { tenantCode: 'T0002', loginId: 'other', password: PASSWORD, role: 'user', institutionNumbers: ['2712345678'] }, 'test');
 
-  const server = await startServer(w.config, { clock: w.clock });
-  w.onClose(() => server.close());
+  const { server, url } = await startFront(w);
   const ca = fs.readFileSync(w.runtime.paths.rootCert, 'utf8');
   const certDeps = await w.runtime.certificateDeps();
   return {
@@ -54,7 +54,7 @@ export async function makePortalWorld(dialect: Dialect, env: Record<string, stri
       return { row: r.row, file: r.pkcs12, password: r.password };
     },
     client(cert) {
-      return new TlsClient(server.url, ca, cert ? { file: cert.file, password: cert.password } : undefined);
+      return new TlsClient(url, ca, cert ? { file: cert.file, password: cert.password } : undefined);
     },
   };
 }

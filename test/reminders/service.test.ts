@@ -1,6 +1,6 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { SMTPServer } from 'smtp-server';
+import { smtpServer as realSmtpServer } from '../helpers/smtp.js';
 import { testDialects } from '../helpers/databases.js';
 import { makeWorld } from '../helpers/world.js';
 import { addTenant } from '../../src/tenancy/service.js';
@@ -10,33 +10,11 @@ import { runReminders, type ReminderDeps } from '../../src/reminders/service.js'
 import { smtpMailer } from '../../src/reminders/smtp.js';
 import { DAY_MS } from '../../src/clock.js';
 
-interface Received {
-  to: string[];
-  raw: string;
-}
-
-/** A real SMTP server on a random loopback port; `failNext` makes it refuse messages. */
+/** The shared real SMTP server (helpers/smtp.ts), closed when the file ends. */
 async function smtpServer() {
-  const received: Received[] = [];
-  const state = { refuse: false };
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, callback) {
-      let raw = '';
-      stream.on('data', (c: Buffer) => (raw += c.toString('utf8')));
-      stream.on('end', () => {
-        if (state.refuse) return callback(new Error('451 mailbox temporarily unavailable'));
-        received.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.server.address() as { port: number }).port;
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `smtp://127.0.0.1:${port}`, received, state };
+  const server = await realSmtpServer();
+  after(() => server.close());
+  return server;
 }
 
 /** nodemailer writes UTF-8 headers as RFC 2047 words and bodies as quoted-printable or base64. */

@@ -87,6 +87,21 @@ for (const dialect of testDialects()) {
       assert.equal(results.filter((r) => r.created).length, 1);
       const renewals = await db.selectFrom('renewals').select('id').where('predecessor_id', '=', old.id).execute();
       assert.equal(renewals.length, 1);
+      // In one process the others joined the first start: one key was minted, not twenty.
+      const started = await db.selectFrom('audit_events').select('id').where('action', '=', 'renewal.started').where('target', '=', `certificate:${old.serial}`).execute();
+      assert.equal(started.length, 1);
+    });
+
+    test('concurrent starts from separate services (as from separate processes): the database decides, one successor', async () => {
+      const old = await certWith(30);
+      // Distinct deps objects share no in-process state, like two `kenshin serve` instances.
+      const results = await Promise.all(Array.from({ length: 6 }, () => startRenewal({ ...deps }, old, 'test')));
+      const successors = await db.selectFrom('certificates').select('serial').where('predecessor_id', '=', old.id).execute();
+      assert.equal(successors.length, 1);
+      assert.deepEqual(new Set(results.map((r) => r.successor.serial)), new Set([successors[0]!.serial]));
+      assert.equal(results.filter((r) => r.created).length, 1);
+      const started = await db.selectFrom('audit_events').select('id').where('action', '=', 'renewal.started').where('target', '=', `certificate:${old.serial}`).execute();
+      assert.equal(started.length, 6, 'each separate service minted its own, and all but one were discarded');
     });
 
     test('refusals: outside the window, expired, revoked', async () => {

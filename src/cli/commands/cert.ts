@@ -7,7 +7,7 @@ import type { ValidityRequest } from '../../certificates/validity.js';
 import { Refusal, invalidInput } from '../../errors.js';
 import { table } from '../output.js';
 import type { KeyType, Pkcs12ProfileName } from '../../config.js';
-import { publishCrl } from '../../certificates/crl.js';
+import { publishCrlsFor } from '../../certificates/crl-set.js';
 
 const ACTOR = 'cli';
 
@@ -174,14 +174,16 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         const rt = await runtime();
         const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR, withSuccessors: Boolean(o.withSuccessors) });
-        // Publish at once so proxies see it; if the CA key is unavailable here, `serve` republishes within the hour.
-        let crlNumber: number | null = null;
+        // Publish at once, on the CRL of each CA that issued a revoked certificate, so proxies see it;
+        // if the CA keys are unavailable here, `serve` republishes within the hour.
+        let crls: { name: string; number: number }[] = [];
         try {
-          crlNumber = (await publishCrl({ db: rt.database.db, clock: rt.clock, authority: await rt.authority() })).number;
+          crls = (await publishCrlsFor({ db: rt.database.db, clock: rt.clock, cas: await rt.caSet() }, [c.serial, ...c.alsoRevoked])).map((p) => ({ name: p.name, number: p.crl.number }));
         } catch (e) {
           io.stderr(`kenshin: warning: revoked, but the CRL could not be published now (${(e as Error).message}); kenshin serve will publish it\n`);
         }
-        out.result({ ...c, crlNumber }, () => `revoked ${c.serial} (${c.revocationReason})${c.alsoRevoked.length ? ` and its successors ${c.alsoRevoked.join(', ')}` : ''}${crlNumber ? `; CRL #${crlNumber} published` : ''}`);
+        const published = crls.map((p) => `CRL #${p.number} (${p.name})`).join(', ');
+        out.result({ ...c, crlNumber: crls[0]?.number ?? null, crls }, () => `revoked ${c.serial} (${c.revocationReason})${c.alsoRevoked.length ? ` and its successors ${c.alsoRevoked.join(', ')}` : ''}${published ? `; ${published} published` : ''}`);
       }),
     );
 }

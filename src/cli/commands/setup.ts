@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { initialise, type InitResult } from '../../setup/init.js';
-import { isInitialised } from '../../ca/hierarchy.js';
-import { dataPaths, parseListen } from '../../config.js';
+import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
+import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
-import { currentCrl } from '../../certificates/crl.js';
-import fs from 'node:fs';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -31,58 +28,44 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .action(async (o: { demo?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config }) => {
         const r = await initialise(config, { demo: Boolean(o.demo), ...(io.clock ? { clock: io.clock } : {}) });
-        out.result(r, () => describeInit(r, `https://${config.listen.host}:${config.listen.port}/`));
+        out.result(r, () => describeInit(r, config.publicUrl));
       }),
     );
 
   program
     .command('serve')
     .description('run the HTTPS service')
-    .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN)')
+    .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN; unix:/path in proxy mode)')
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListen(o.listen, 'listen') } : {}), async ({ config }) => {
-        const url = `https://${config.listen.host}:${config.listen.port}/`;
-        if (o.init && !isInitialised(dataPaths(config.dataDir))) {
-          const r = await initialise(config, { demo: true });
-          io.stdout(describeInit(r, url) + '\n\n');
-        }
+        // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
+        const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
+        if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
         const server = await startServer(config);
-        io.stdout(`Kenshin Cloud listening on ${server.url}\n`);
+        io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${config.trustedProxies.join(', ')})` : ''}\n`);
+        // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
+        const reload = () => {
+          server.reloadTls().then(
+            (r) => io.stdout(`reloaded TLS certificate from ${r.source}\n`),
+            (e: unknown) => io.stderr(`kenshin: TLS reload failed, keeping the current certificate: ${(e as Error).message}\n`),
+          );
+        };
+        process.on('SIGHUP', reload);
         await new Promise<void>((resolve) => {
           const stop = () => {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
-            void server.close().then(resolve);
+            process.off('SIGHUP', reload);
+            io.stdout(`shutting down: finishing requests in flight (up to ${config.shutdownGraceSeconds} s)\n`);
+            void server.close().then(() => {
+              io.stdout('stopped\n');
+              resolve();
+            });
           };
           process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
         });
-      }),
-    );
-
-  const ca = program.command('ca').description('the certificate authority');
-  ca.command('crl')
-    .description('print the current CRL of the issuing CA (PEM), regenerating it when stale')
-    .option('--der <FILE>', 'also write it in DER to FILE')
-    .action(async (o: { der?: string }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
-        const rt = await runtime();
-        const crl = await currentCrl({ db: rt.database.db, clock: rt.clock, authority: await rt.authority() });
-        if (o.der) fs.writeFileSync(o.der, crl.der);
-        io.stdout(crl.pem);
-      }),
-    );
-  ca.command('cert')
-    .description('print the root CA certificate (PEM), for trust stores and reverse proxies')
-    .option('--chain', 'print root + issuing CA')
-    .option('--json', 'JSON output: { root, issuing } in PEM')
-    .action(async (o: { chain?: boolean; json?: boolean }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ runtime }) => {
-        const rt = await runtime();
-        const authority = await rt.authority();
-        if (o.json) io.stdout(JSON.stringify({ root: authority.root.toString('pem'), issuing: authority.issuing.toString('pem') }, null, 2) + '\n');
-        else io.stdout(authority.pem(Boolean(o.chain)));
       }),
     );
 }

@@ -1,0 +1,90 @@
+import type { Db } from '../db/database.js';
+import type { Clock } from '../clock.js';
+import { DAY_MS } from '../clock.js';
+import type { CaSet } from '../ca/hierarchy.js';
+import { crlName } from '../ca/generations.js';
+import { currentCrl, publishCrl, type CrlDeps, type PublishedCrl } from './crl.js';
+
+/**
+ * Every CRL Kenshin publishes: one per issuing CA generation (a retired CA's certificates are
+ * valid until they expire, so its CRL must stay fresh and signed by its own key) and the root's,
+ * which lists revoked issuing CAs (normally none) and exists because nginx's `ssl_crl` checks
+ * every CA in the chain. All are refreshed by the same housekeeping (currentCrls).
+ */
+
+/**
+ * The root CRL changes only if an issuing CA is ever revoked, so it may live longer than the
+ * issuing CRLs (2 days): a proxy whose bundle refresh stopped keeps accepting clients for a
+ * month rather than two days. It is still re-signed daily, like the others.
+ */
+export const ROOT_CRL_VALIDITY_MS = 30 * DAY_MS;
+
+export interface CrlSource {
+  /** The file name under /crl/ without extension: "root", "issuing" (generation 1), "issuing-N". */
+  name: string;
+  /** The issuing CA generation; null for the root. */
+  generation: number | null;
+  current: boolean;
+  authority: CrlDeps['authority'];
+  validityMs?: number;
+}
+
+export interface NamedCrl {
+  name: string;
+  generation: number | null;
+  crl: PublishedCrl;
+}
+
+/** Root first, then the issuing generations oldest first: the order of the bundle. */
+export function crlSources(cas: CaSet): CrlSource[] {
+  return [
+    ...(cas.root ? [{ name: 'root', generation: null, current: false, authority: cas.root, validityMs: ROOT_CRL_VALIDITY_MS }] : []),
+    ...cas.generations.map((g) => ({ name: crlName(g.generation), generation: g.generation, current: g.current, authority: g.authority })),
+  ];
+}
+
+interface Deps {
+  db: Db;
+  clock: Clock;
+  cas: CaSet;
+}
+
+function depsOf(d: Deps, s: CrlSource): CrlDeps {
+  return { db: d.db, clock: d.clock, authority: s.authority, ...(s.validityMs ? { validityMs: s.validityMs } : {}) };
+}
+
+/** One CRL by name, regenerated first when stale; undefined for a name no CA here has. */
+export async function currentCrlNamed(deps: Deps, name: string): Promise<NamedCrl | undefined> {
+  const source = crlSources(deps.cas).find((s) => s.name === name);
+  return source && { name: source.name, generation: source.generation, crl: await currentCrl(depsOf(deps, source)) };
+}
+
+/** Every CRL, each regenerated when stale (a revocation since, or a day old). */
+export async function currentCrls(deps: Deps): Promise<NamedCrl[]> {
+  const out: NamedCrl[] = [];
+  for (const s of crlSources(deps.cas)) out.push({ name: s.name, generation: s.generation, crl: await currentCrl(depsOf(deps, s)) });
+  return out;
+}
+
+/**
+ * After a revocation: publishes a new CRL for each CA that issued one of these certificates (an
+ * old-generation certificate goes on the old CA's CRL, signed by the old CA's key). A CA this
+ * process has not loaded (rotated by another process since it started) is skipped; the
+ * housekeeping of a restarted `serve` publishes it.
+ */
+export async function publishCrlsFor(deps: Deps, serials: string[]): Promise<NamedCrl[]> {
+  if (serials.length === 0) return [];
+  const issuers = await deps.db.selectFrom('certificates').select('issuer_fingerprint').distinct().where('serial', 'in', serials).execute();
+  const wanted = new Set(issuers.map((r) => r.issuer_fingerprint));
+  const out: NamedCrl[] = [];
+  for (const s of crlSources(deps.cas)) {
+    if (s.generation === null || !wanted.has(await s.authority.issuingFingerprint())) continue;
+    out.push({ name: s.name, generation: s.generation, crl: await publishCrl(depsOf(deps, s)) });
+  }
+  return out;
+}
+
+/** The PEM concatenation of CRLs: what nginx `ssl_crl` reads (it needs one for every CA in the chain). */
+export function crlBundlePem(crls: NamedCrl[]): string {
+  return crls.map((c) => c.crl.pem.trimEnd() + '\n').join('');
+}
