@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after } from 'node:test';
@@ -24,14 +23,9 @@ export interface Instance {
   stop(): Promise<number | string>;
 }
 
-/** A port nobody listens on right now (the kernel's pick), for KENSHIN_LISTEN. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+// A port nobody listens on right now (the kernel's pick), for KENSHIN_LISTEN.
+import { freePort } from './nginx.js';
+export { freePort };
 
 const running = new Set<Instance>();
 after(async () => {
