@@ -13,7 +13,9 @@ import { randomSerial } from '../../src/ca/serial.js';
 import { resolveValidity } from '../../src/certificates/validity.js';
 import { tempDir } from '../helpers/tmp.js';
 import { certText, run, tryRun } from '../helpers/openssl.js';
+import { epochSeconds } from '../helpers/dates.js';
 
+// A fixed date keeps the expected dates literal; openssl is handed the same instant (-attime).
 const NOW = new Date('2026-11-25T03:00:00Z');
 
 async function authority(crlUrl?: string) {
@@ -44,8 +46,8 @@ for (const keyType of ['rsa2048', 'p256'] as const) {
     assert.match(text, /Not After : Nov 25 03:00:00 2029 GMT/);
     const file = path.join(dir, 'client.pem');
     fs.writeFileSync(file, pem);
-    assert.match(run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', paths.rootCert, '-untrusted', paths.issuingCert, file]), /OK/);
-    assert.ok(!tryRun('openssl', ['verify', '-purpose', 'sslserver', '-CAfile', paths.rootCert, '-untrusted', paths.issuingCert, file]).ok);
+    assert.match(run('openssl', ['verify', '-attime', epochSeconds(NOW), '-purpose', 'sslclient', '-CAfile', paths.rootCert, '-untrusted', paths.issuingCert, file]), /OK/);
+    assert.ok(!tryRun('openssl', ['verify', '-attime', epochSeconds(NOW), '-purpose', 'sslserver', '-CAfile', paths.rootCert, '-untrusted', paths.issuingCert, file]).ok);
   });
 }
 

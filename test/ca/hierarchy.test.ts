@@ -7,7 +7,9 @@ import { createHierarchy, loadIssuingAuthority } from '../../src/ca/hierarchy.js
 import { Refusal } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { run, tryRun } from '../helpers/openssl.js';
+import { epochSeconds } from '../helpers/dates.js';
 
+// A fixed date keeps the expected dates literal; openssl is handed the same instant (-attime).
 const NOW = new Date('2026-11-25T03:00:00Z');
 
 async function freshCa(passphrase: string | null = 'pw-for-tests') {
@@ -19,7 +21,7 @@ async function freshCa(passphrase: string | null = 'pw-for-tests') {
 
 test('init creates a root and an issuing CA that openssl accepts as a chain', async () => {
   const paths = await freshCa();
-  assert.match(run('openssl', ['verify', '-CAfile', paths.rootCert, paths.issuingCert]), /OK/);
+  assert.match(run('openssl', ['verify', '-attime', epochSeconds(NOW), '-CAfile', paths.rootCert, paths.issuingCert]), /OK/);
   const root = run('openssl', ['x509', '-in', paths.rootCert, '-noout', '-text']);
   assert.match(root, /CA:TRUE/);
   assert.match(root, /Certificate Sign, CRL Sign/);

@@ -9,7 +9,9 @@ import { prepareRotation } from '../../src/ca/rotate.js';
 import { Refusal } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { run } from '../helpers/openssl.js';
+import { epochSeconds } from '../helpers/dates.js';
 
+// A fixed date keeps the expected dates literal; openssl is handed the same instant (-attime).
 const NOW = new Date('2026-11-25T03:00:00Z');
 const PASS = 'pw-for-tests';
 
@@ -55,7 +57,7 @@ test('rotate: a new issuing CA under the same root becomes current; the previous
   assert.deepEqual(fs.readdirSync(paths.caDir).filter((f) => f.startsWith('.')), [], 'no staging left behind');
   // The current CA: new files at the old place, chaining to the same root, pathLen 0, AKI = root SKI.
   assert.match(cn(paths.issuingCert), /CN=Kenshin Test Issuing CA 2, O=Kenshin Test/);
-  assert.match(run('openssl', ['verify', '-CAfile', paths.rootCert, paths.issuingCert]), /OK/);
+  assert.match(run('openssl', ['verify', '-attime', epochSeconds(NOW), '-CAfile', paths.rootCert, paths.issuingCert]), /OK/);
   const text = run('openssl', ['x509', '-in', paths.issuingCert, '-noout', '-text']);
   assert.match(text, /CA:TRUE, pathlen:0/);
   const rootSki = /Subject Key Identifier: *\n\s*([0-9A-F:]+)/.exec(run('openssl', ['x509', '-in', paths.rootCert, '-noout', '-text']))![1]!;

@@ -8,6 +8,7 @@ import { addTenant } from '../../src/tenancy/service.js';
 import { issueCertificate, revokeCertificate } from '../../src/certificates/service.js';
 import { currentCrl, publishCrl } from '../../src/certificates/crl.js';
 import { run, tryRun } from '../helpers/openssl.js';
+import { epochSeconds } from '../helpers/dates.js';
 
 for (const dialect of testDialects()) {
   describe(`CRL on ${dialect}`, async () => {
@@ -47,7 +48,7 @@ for (const dialect of testDialects()) {
       for (const [i, c] of certs.entries()) {
         const leaf = path.join(w.dir, `leaf${i}.pem`);
         fs.writeFileSync(leaf, c.certificatePem);
-        const r = tryRun('openssl', ['verify', '-crl_check', '-CAfile', w.runtime.paths.rootCert, '-untrusted', w.runtime.paths.issuingCert, '-CRLfile', file, leaf]);
+        const r = tryRun('openssl', ['verify', '-attime', epochSeconds(w.clock.now()), '-crl_check', '-CAfile', w.runtime.paths.rootCert, '-untrusted', w.runtime.paths.issuingCert, '-CRLfile', file, leaf]);
         if (i < 5) {
           assert.equal(r.ok, false, `certificate ${i} is revoked`);
           assert.match(r.out, /certificate revoked/);

@@ -14,6 +14,7 @@ import { loadAuthorityMaterial, loadTrustedCaPems } from '../../src/ca/hierarchy
 import { startMintPool } from '../../src/ca/mint-pool.js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { DAY_MS } from '../../src/clock.js';
+import { epochSeconds } from '../helpers/dates.js';
 
 const CRL_URL = 'https://pki.example.jp/crl/issuing.crl';
 
@@ -78,8 +79,8 @@ for (const dialect of testDialects()) {
       assert.equal(fresh.dp, 'https://pki.example.jp/crl/issuing-2.crl');
       const leaf = path.join(w.dir, 'fresh.pem');
       fs.writeFileSync(leaf, gen2[0]!.certificatePem);
-      assert.match(run('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', paths.rootCert, '-untrusted', gen2Ca, leaf]), /OK/);
-      assert.ok(!tryRun('openssl', ['verify', '-CAfile', paths.rootCert, '-untrusted', gen1Ca, leaf]).ok, 'not signed by the old CA');
+      assert.match(run('openssl', ['verify', '-attime', epochSeconds(w.clock.now()), '-purpose', 'sslclient', '-CAfile', paths.rootCert, '-untrusted', gen2Ca, leaf]), /OK/);
+      assert.ok(!tryRun('openssl', ['verify', '-attime', epochSeconds(w.clock.now()), '-CAfile', paths.rootCert, '-untrusted', gen1Ca, leaf]).ok, 'not signed by the old CA');
       // The database names each certificate's own issuer (what its CRL is selected by).
       assert.equal(gen2[0]!.row.issuer_fingerprint, rotated.current.fingerprint);
       assert.equal(gen1[0]!.row.issuer_fingerprint, rotated.previous.fingerprint);
@@ -148,7 +149,7 @@ for (const dialect of testDialects()) {
       for (const [i, [cert, good]] of cases.entries()) {
         const leaf = path.join(w.dir, `check-${i}.pem`);
         fs.writeFileSync(leaf, cert.certificatePem);
-        const r = tryRun('openssl', ['verify', '-crl_check_all', '-CRLfile', crlBundle, '-CAfile', caBundle, leaf]);
+        const r = tryRun('openssl', ['verify', '-attime', epochSeconds(w.clock.now()), '-crl_check_all', '-CRLfile', crlBundle, '-CAfile', caBundle, leaf]);
         assert.equal(r.ok, good, r.out);
         if (!good) assert.match(r.out, /certificate revoked/);
       }
@@ -156,7 +157,7 @@ for (const dialect of testDialects()) {
       const noRoot = path.join(w.dir, 'crl-no-root.pem');
       fs.writeFileSync(noRoot, crlBundlePem(crls.filter((c) => c.name !== 'root')));
       const leaf = path.join(w.dir, 'check-1.pem');
-      assert.match(tryRun('openssl', ['verify', '-crl_check_all', '-CRLfile', noRoot, '-CAfile', caBundle, leaf]).out, /unable to get certificate CRL/);
+      assert.match(tryRun('openssl', ['verify', '-attime', epochSeconds(w.clock.now()), '-crl_check_all', '-CRLfile', noRoot, '-CAfile', caBundle, leaf]).out, /unable to get certificate CRL/);
     });
 
     test('the rotation is audited as ca.rotated, and the audit chain verifies', async () => {

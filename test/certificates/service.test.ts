@@ -9,6 +9,7 @@ import { effectiveStatus, daysLeft } from '../../src/certificates/status.js';
 import { Refusal } from '../../src/errors.js';
 import { DAY_MS } from '../../src/clock.js';
 import { run } from '../helpers/openssl.js';
+import { jstDate, threeYearsAfter } from '../helpers/dates.js';
 
 const refused = (code: string) => (e: unknown) => e instanceof Refusal && e.code === code;
 
@@ -24,10 +25,10 @@ for (const dialect of testDialects()) {
     test('issuing records the certificate and its audit event together', async () => {
       const r = await issue({ label: '受付PC' });
       assert.equal(r.row.subject, 'CN=T0001, O=山田クリニック, OU=受付PC');
-      assert.equal(r.row.not_after, '2029-11-25T03:00:00.000Z');
+      assert.equal(r.row.not_after, threeYearsAfter());
       assert.equal(r.row.status, 'active');
       assert.equal(r.row.issued_via, 'operator');
-      assert.equal(r.friendlyName, '山田クリニック 有効期限 2029-11-25');
+      assert.equal(r.friendlyName, `山田クリニック 有効期限 ${jstDate(threeYearsAfter())}`);
       // The stored fingerprint is the SHA-256 of the certificate inside the .p12.
       const pem = run('openssl', ['pkcs12', '-nokeys', '-clcerts', '-passin', `pass:${r.password}`], r.pkcs12);
       const der = run('openssl', ['x509', '-outform', 'DER'], pem);

@@ -6,6 +6,7 @@ import { fixedClock } from '../../src/clock.js';
 import type { Dialect } from '../../src/db/database.js';
 import { tempDir } from './tmp.js';
 import { freshDatabaseUrl } from './databases.js';
+import { T0 } from './dates.js';
 
 /**
  * A complete, real Kenshin installation in a temp dir: a freshly generated CA, a real SQLite file
@@ -20,7 +21,8 @@ export interface World {
   onClose(fn: () => Promise<void>): void;
 }
 
-export const T0 = '2026-11-25T03:00:00.000Z';
+// The world starts at the real now: see helpers/dates.ts for why.
+export { T0 } from './dates.js';
 
 export async function makeWorld(dialect: Dialect, opts: { env?: Record<string, string>; now?: string } = {}): Promise<World> {
   const dir = tempDir();

@@ -10,6 +10,7 @@ import { Refusal } from '../../src/errors.js';
 import { DAY_MS } from '../../src/clock.js';
 import { openDatabase } from '../../src/db/database.js';
 import { run } from '../helpers/openssl.js';
+import { T0, daysAfter, jstDate, threeYearsAfter } from '../helpers/dates.js';
 
 const refused = (code: string) => (e: unknown) => e instanceof Refusal && e.code === code;
 
@@ -55,14 +56,14 @@ for (const dialect of testDialects()) {
       assert.equal(r.created, true);
       assert.equal(r.successor.subject_der, old.subject_der);
       assert.equal(r.successor.subject, 'CN=T0001, O=山田クリニック, OU=受付PC');
-      assert.equal(r.successor.not_after, '2029-11-25T03:00:00.000Z');
+      assert.equal(r.successor.not_after, threeYearsAfter());
       assert.equal(r.successor.predecessor_id, old.id);
       assert.equal(r.successor.issued_via, 'renewal');
       // The predecessor stays valid until its own expiry.
       const again = await db.selectFrom('certificates').selectAll().where('id', '=', old.id).executeTakeFirstOrThrow();
       assert.equal(again.status, 'active');
       const pkg = await openPackage(deps, { downloadId: r.renewal.download_id }, old);
-      assert.equal(pkg.filename, 'T0001_20261125.p12');
+      assert.equal(pkg.filename, `T0001_${jstDate(T0).replace(/-/g, '')}.p12`);
       assert.equal(pkg.contents.password, r.password);
       for (const [profile, mac] of [['compatible', /MAC: sha1/], ['modern', /MAC: sha256/]] as const) {
         const p12 = pkg.contents.pkcs12[profile]!;
@@ -106,7 +107,7 @@ for (const dialect of testDialects()) {
 
     test('refusals: outside the window, expired, revoked', async () => {
       const early = await certWith(91);
-      await assert.rejects(startRenewal(deps, early, 'test'), (e: unknown) => refused('not_in_window')(e) && /2026-11-26T03:00/.test((e as Refusal).message));
+      await assert.rejects(startRenewal(deps, early, 'test'), (e: unknown) => refused('not_in_window')(e) && (e as Refusal).message.includes(daysAfter(1).slice(0, 16)));
       const expired = await certWith(-1);
       await assert.rejects(startRenewal(deps, expired, 'test'), refused('certificate_expired'));
       const revoked = await certWith(10);
