@@ -7,7 +7,7 @@ import formbody from '@fastify/formbody';
 import { identify, type PresentedCertificate } from '../identity/peer.js';
 import { isRefusal, type RefusalCode } from '../errors.js';
 import { pickLang, translator } from './i18n/index.js';
-import { COOKIE, COOKIE_OPTIONS, pageContext, presentedFromTls, sendPage, type AppDeps } from './context.js';
+import { COOKIE, COOKIE_OPTIONS, pageContext, sendPage, type AppDeps } from './context.js';
 import { portalRoutes } from './routes/portal.js';
 import { renewalRoutes } from './routes/renewal.js';
 import { apiRoutes, jsonError } from './routes/api.js';
@@ -39,16 +39,16 @@ const STATUS: Partial<Record<RefusalCode, number>> = {
 export interface BuildOptions {
   https?: https.ServerOptions;
   logger?: Logger;
-  /** Where the client certificate comes from (the TLS socket by default; a proxy header in proxy mode). */
-  presented?: (req: FastifyRequest) => PresentedCertificate;
+  /** Where the client certificate comes from: the TLS socket (presentedFromTls), or a proxy header in proxy mode. */
+  presented: (req: FastifyRequest) => PresentedCertificate;
   /** Proxy mode: addresses whose X-Forwarded-For is believed, so logs show the clinic's address. */
   trustProxy?: string[];
   /** Readiness beyond "the database answers" (CA loaded, shutting down); server.ts supplies it. */
   readiness?: Omit<ReadinessProbe, 'db'>;
 }
 
-export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const presented = opts.presented ?? presentedFromTls;
+export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<FastifyInstance> {
+  const presented = opts.presented;
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger, logController: new OneLinePerRequest() } : { logger: false }),
     ...(opts.https ? { https: opts.https } : {}),

@@ -5,6 +5,8 @@ import type { Runtime } from '../runtime.js';
 import type { RenewalDeps } from '../renewal/service.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { PeerIdentity, PresentedCertificate } from '../identity/peer.js';
+import { signedByOneOf } from '../identity/issuers.js';
+import type { x509 } from '../ca/x509.js';
 import { translator, type Lang, type T } from './i18n/index.js';
 import type { PageContext } from './views/layout.js';
 import type { Html } from './html.js';
@@ -38,8 +40,11 @@ declare module 'fastify' {
  */
 const presentedBySocket = new WeakMap<TLSSocket, PresentedCertificate>();
 
-/** The client certificate from this request's TLS connection. */
-export function presentedFromTls(req: FastifyRequest): PresentedCertificate {
+/**
+ * The client certificate from this request's TLS connection. `issuers` are our issuing CAs: a
+ * certificate that is not in the database is checked against them to tell "ours" from "foreign".
+ */
+export const presentedFromTls = (issuers: () => readonly x509.X509Certificate[]) => (req: FastifyRequest): PresentedCertificate => {
   const socket = req.raw.socket as TLSSocket;
   let presented = presentedBySocket.get(socket);
   if (!presented) {
@@ -47,15 +52,17 @@ export function presentedFromTls(req: FastifyRequest): PresentedCertificate {
     // sent, which took twice as long (~0.2 ms per connection with an issuing CA in the chain).
     const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
     const err = socket.authorizationError;
+    const der = peer?.raw ? new Uint8Array(peer.raw) : undefined;
     presented = Object.freeze({
-      der: peer?.raw ? new Uint8Array(peer.raw) : undefined,
+      der,
       chainVerified: socket.authorized === true,
       verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)),
+      verifyChain: async () => (der ? signedByOneOf(der, issuers()) : false),
     });
     presentedBySocket.set(socket, presented);
   }
   return presented;
-}
+};
 
 export function pageContext(req: FastifyRequest, user?: { loginId: string; csrf: string; role?: string }): PageContext {
   // req.kenshin is missing only when the request failed before the onRequest hook ran.

@@ -19,6 +19,7 @@ import { createMetrics } from '../metrics/registry.js';
 import { requestLogger } from './logging.js';
 import { loadTlsMaterial } from './tls.js';
 import { presentedFromProxy } from './proxy.js';
+import { presentedFromTls } from './context.js';
 import { checkReadiness } from './health.js';
 
 export interface RunningServer {
@@ -53,6 +54,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
 
   // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
   const caSet = await runtime.caSet();
+  const issuers = () => caSet.generations.map((g) => g.authority.issuing);
   let draining = false;
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const app = await buildApp(
@@ -61,10 +63,10 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
       logger: requestLogger(config.logLevel, opts.logStream),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
       ...(tlsMaterial
-        ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false } }
+        ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false }, presented: presentedFromTls(issuers) }
         : {
             trustProxy: config.trustedProxies,
-            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers: () => caSet.generations.map((g) => g.authority.issuing) }),
+            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }),
           }),
     },
   );

@@ -10,6 +10,7 @@ import { buildSubject } from '../../src/ca/subject.js';
 import { tempDir } from '../helpers/tmp.js';
 import { run } from '../helpers/openssl.js';
 import { DAY_MS } from '../../src/clock.js';
+import { T0, daysAfter, jstDate, threeYearsAfter } from '../helpers/dates.js';
 
 const reasonOf = (html: string) => /id="refusal" data-reason="([^"]+)"/.exec(html)?.[1];
 
@@ -56,6 +57,12 @@ for (const dialect of testDialects()) {
       const f = await w.client({ file: stranger.pkcs12, password: stranger.password }).get('/');
       assert.equal(f.status, 403);
       assert.equal(reasonOf(f.text), 'foreign');
+      // Expired as well: OpenSSL then reports only CERT_HAS_EXPIRED, which must not make it "ours".
+      const expiredStranger = await inProcessMinter(await loadIssuingAuthority(other, 'x', undefined)).mint({ subjectDer, displayName: 'x', keyType: 'p256', profile: 'modern', notBefore: new Date(now - 10 * DAY_MS), notAfter: new Date(now - DAY_MS) });
+      assert.equal(reasonOf((await w.client({ file: expiredStranger.pkcs12, password: expiredStranger.password }).get('/')).text), 'foreign');
+      // And an expired one of ours that the database does not know is still "ours but unknown".
+      const expiredGhost = await inProcessMinter(authority).mint({ subjectDer, displayName: 'x', keyType: 'p256', profile: 'modern', notBefore: new Date(now - 10 * DAY_MS), notAfter: new Date(now - DAY_MS) });
+      assert.equal(reasonOf((await w.client({ file: expiredGhost.pkcs12, password: expiredGhost.password }).get('/')).text), 'unknown');
 
       // English on request.
       const en = await w.client(expired).get('/?lang=en');
@@ -96,7 +103,7 @@ for (const dialect of testDialects()) {
       assert.equal(dl.status, 200);
       assert.equal(dl.headers['content-type'], 'application/x-pkcs12');
       assert.equal(dl.headers['cache-control'], 'no-store');
-      assert.equal(dl.headers['content-disposition'], 'attachment; filename="T0001_20261125.p12"');
+      assert.equal(dl.headers['content-disposition'], `attachment; filename="T0001_${jstDate(T0).replace(/-/g, '')}.p12"`);
       const revealed = await c.submit(save, '/renewal/package/password');
       const password = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
       assert.ok(password, 'password shown after 確認する');
@@ -120,7 +127,7 @@ for (const dialect of testDialects()) {
       assert.match(again.text, /別の証明書で接続されたため/);
       const after = await c.follow(await c.submit(again, '/login', { loginId: 'yamada', password: PASSWORD }));
       const home2 = await c.follow(await c.submit(after, '/institutions', { institutionId: await institutionId('1312345678') }));
-      assert.match(home2.text, /新しい証明書で接続しています、有効期限 2029-11-25/);
+      assert.match(home2.text, new RegExp(`新しい証明書で接続しています、有効期限 ${jstDate(threeYearsAfter())}`));
       const renewal = await db.selectFrom('renewals').selectAll().where('predecessor_id', '=', old.row.id).executeTakeFirstOrThrow();
       assert.ok(renewal.taken_up_at);
     });
@@ -137,7 +144,7 @@ for (const dialect of testDialects()) {
       const check = await c.get('/renewal/check');
       assert.match(check.text, /証明書の更新は不要です/);
       assert.match(check.text, /残り 400 日/);
-      assert.match(check.text, /2027-10-01 から更新できます/);
+      assert.match(check.text, new RegExp(`${jstDate(daysAfter(400 - 90))} から更新できます`));
       assert.equal((await c.get('/renewal/confirm')).status, 303);
     });
 
