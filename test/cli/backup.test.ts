@@ -18,6 +18,7 @@ import { startServer } from '../../src/web/server.js';
 import type { BackupManifest } from '../../src/ops/manifest.js';
 import { pgRestoreCommand, type RestoreResult } from '../../src/ops/restore.js';
 import { freshDatabaseUrl } from '../helpers/databases.js';
+import { childEnv } from '../helpers/child-env.js';
 
 // `kenshin backup` / `kenshin restore` on real SQLite files, with `kenshin serve` running on the
 // source and a second process writing to it during the backup.
@@ -27,7 +28,7 @@ const ENV = { KENSHIN_CA_PASSPHRASE: 'test-passphrase' };
 /** The writer process (test/helpers/sqlite-writer.ts) and the number of changes it reported committed. */
 function startWriter(dataDir: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../helpers/sqlite-writer.ts')], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KENSHIN_DATA_DIR: dataDir, ...ENV },
+    env: childEnv({ KENSHIN_DATA_DIR: dataDir, ...ENV }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let committed = 0;
@@ -375,7 +376,7 @@ describe('kenshin backup / restore on SQLite', async () => {
 
 /** Runs a command line exactly as Kenshin printed it, with the database URL in the environment as the operator has it. */
 function runPrinted(commandLine: string, databaseUrl: string): void {
-  const r = spawnSync('sh', ['-c', commandLine], { env: { PATH: process.env.PATH, KENSHIN_DATABASE_URL: databaseUrl }, encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', commandLine], { env: childEnv({ KENSHIN_DATABASE_URL: databaseUrl }), encoding: 'utf8' });
   assert.equal(r.status, 0, `${commandLine}\n${r.stderr}`);
 }
 

@@ -7,6 +7,7 @@ import { kenshin } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { run, tryRun } from '../helpers/openssl.js';
 import { snapshotInstallation } from '../helpers/snapshot.js';
+import { jstDate, threeYearsAfter } from '../helpers/dates.js';
 
 for (const dialect of testDialects()) {
   describe(`kenshin CLI on ${dialect}`, async () => {
@@ -58,18 +59,21 @@ for (const dialect of testDialects()) {
       for (const key of ['rsa2048', 'p256'] as const) {
         test(`cert issue --profile ${profile} --key ${key}: OpenSSL and NSS import it with the printed password`, async () => {
           const out = path.join(dir, `t0001-${profile}-${key}.p12`);
+          const before = new Date();
           const r = await k(['cert', 'issue', '--tenant', 'T0001', '--out', out, '--profile', profile, '--key', key, '--label', '受付PC', '--json']);
+          const after = new Date();
           assert.equal(r.code, 0, r.stderr);
           const { password, serial, notAfter } = r.json<{ password: string; serial: string; notAfter: string }>();
           assert.equal(fs.statSync(out).mode & 0o777, 0o600);
-          assert.match(notAfter, /^2029-/);
+          // 3 years from the moment of issue (the CLI reads the real clock).
+          assert.ok(notAfter >= threeYearsAfter(new Date(before.getTime() - 1000)) && notAfter <= threeYearsAfter(after), notAfter);
           const info = run('openssl', ['pkcs12', '-in', out, '-passin', `pass:${password}`, '-info', '-noout']);
           assert.match(info, profile === 'compatible' ? /MAC: sha1/ : /MAC: sha256/);
           assert.ok(!tryRun('openssl', ['pkcs12', '-in', out, '-passin', 'pass:wrong', '-info', '-noout']).ok);
           const nss = tempDir('kenshin-nss-');
           run('certutil', ['-N', '-d', `sql:${nss}`, '--empty-password']);
           assert.match(run('pk12util', ['-i', out, '-d', `sql:${nss}`, '-W', password]), /PKCS12 IMPORT SUCCESSFUL/);
-          assert.match(run('certutil', ['-L', '-d', `sql:${nss}`]), /山田クリニック 有効期限 2029-/);
+          assert.match(run('certutil', ['-L', '-d', `sql:${nss}`]), new RegExp(`山田クリニック 有効期限 ${jstDate(notAfter)}`));
           assert.match(run('certutil', ['-K', '-d', `sql:${nss}`]), key === 'p256' ? /<\s*0>\s+ec/ : /<\s*0>\s+rsa/);
           const shown = await k(['cert', 'show', serial, '--json']);
           assert.equal(shown.json().subject, 'CN=T0001, O=山田クリニック, OU=受付PC');

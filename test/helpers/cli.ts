@@ -3,6 +3,7 @@ import path from 'node:path';
 import { main } from '../../src/cli/main.js';
 import type { CliIo } from '../../src/cli/context.js';
 import type { Clock } from '../../src/clock.js';
+import { childEnv } from './child-env.js';
 
 export interface CliResult {
   code: number;
@@ -43,7 +44,7 @@ export function kenshinProcess(args: string[], opts: { env?: Record<string, stri
   const r = spawnSync(cmd!, [...pre, BIN, ...args], {
     input: opts.stdin ?? '',
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    env: childEnv({ ...opts.env }),
     timeout: 60_000,
   });
   return result(r.status ?? -1, r.stdout, r.stderr);

@@ -25,6 +25,7 @@ export interface Instance {
 
 // A port nobody listens on right now (the kernel's pick), for KENSHIN_LISTEN.
 import { freePort } from './nginx.js';
+import { childEnv } from './child-env.js';
 export { freePort };
 
 const running = new Set<Instance>();
@@ -37,7 +38,7 @@ after(async () => {
 export async function spawnInstance(name: string, args: string[], env: Record<string, string>): Promise<Instance> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KENSHIN_LISTEN: `127.0.0.1:${port}`, ...env },
+    env: childEnv({ KENSHIN_LISTEN: `127.0.0.1:${port}`, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

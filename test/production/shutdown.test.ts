@@ -10,6 +10,7 @@ import { freePort } from '../helpers/nginx.js';
 import { TlsClient } from '../helpers/client.js';
 import { openDatabase } from '../../src/db/database.js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
+import { childEnv } from '../helpers/child-env.js';
 
 /**
  * Stopping `kenshin serve` in the middle of renewals. SIGTERM: requests in flight finish, then the
@@ -52,7 +53,7 @@ async function install(dialect: 'sqlite' | 'postgres'): Promise<Installation> {
 }
 
 function serve(inst: Installation): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...inst.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve'], { env: childEnv({ ...inst.env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -14,6 +14,7 @@ import { DAY_MS } from '../../src/clock.js';
 import { TlsClient } from '../helpers/client.js';
 import { BIN } from '../helpers/cli.js';
 import { freePort } from '../helpers/nginx.js';
+import { childEnv } from '../helpers/child-env.js';
 
 /**
  * The server's own certificate from elsewhere (a "public" CA made with openssl here), reloaded on
@@ -125,7 +126,7 @@ describe('server certificate from files, reloaded without a restart; client CA l
 
   test('kenshin serve reloads on SIGHUP', async () => {
     const port = await freePort();
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, KENSHIN_DATA_DIR: w.config.dataDir, KENSHIN_CA_PASSPHRASE: 'test-passphrase', KENSHIN_LOG_LEVEL: 'silent', KENSHIN_METRICS_LISTEN: 'off', KENSHIN_MINT_WORKERS: '0', KENSHIN_LISTEN: `127.0.0.1:${port}`, KENSHIN_TLS_CERT: certFile, KENSHIN_TLS_KEY: keyFile };
+    const env = childEnv({ KENSHIN_DATA_DIR: w.config.dataDir, KENSHIN_CA_PASSPHRASE: 'test-passphrase', KENSHIN_LOG_LEVEL: 'silent', KENSHIN_METRICS_LISTEN: 'off', KENSHIN_MINT_WORKERS: '0', KENSHIN_LISTEN: `127.0.0.1:${port}`, KENSHIN_TLS_CERT: certFile, KENSHIN_TLS_KEY: keyFile });
     const child = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
