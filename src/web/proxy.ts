@@ -29,9 +29,10 @@ export function trustedAddresses(entries: string[]): net.BlockList {
   return list;
 }
 
-function isTrusted(list: net.BlockList, address: string | undefined): boolean {
-  // A unix socket has no peer address: only processes allowed by the socket's file mode reach it.
-  if (address === undefined || address === '') return true;
+function isTrustedAddress(list: net.BlockList, address: string | undefined): boolean {
+  // No address on a TCP socket means the peer is already gone (a reset before getpeername):
+  // nobody to trust. Only the unix-socket listener is trusted without one (see accept below).
+  if (address === undefined || address === '') return false;
   const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
   if (v4mapped) return list.check(v4mapped[1]!, 'ipv4');
   return list.check(address, net.isIP(address) === 6 ? 'ipv6' : 'ipv4');
@@ -60,19 +61,37 @@ export function certificateFromHeader(value: string): Uint8Array | undefined {
   return der.length > 16 && der[0] === 0x30 ? new Uint8Array(der) : undefined;
 }
 
-export function presentedFromProxy(opts: ProxyIdentityOptions): (req: FastifyRequest) => PresentedCertificate {
+export interface ProxyIdentity {
+  /**
+   * Decides, once, when the connection is accepted, whether its peer is a trusted proxy: a unix
+   * socket peer always is (only processes the socket's file mode allows reach it), a TCP peer when
+   * its address is in the list. Reading the address later, per request, was exploitable: after a
+   * client's RST it reads undefined while the queued request is still parsed.
+   */
+  accept(socket: net.Socket, listener: 'unix' | 'tcp'): void;
+  presented(req: FastifyRequest): PresentedCertificate;
+}
+
+export function presentedFromProxy(opts: ProxyIdentityOptions): ProxyIdentity {
   const trusted = trustedAddresses(opts.trustedProxies);
-  return (req) => {
-    const raw = req.headers[opts.header];
-    const value = Array.isArray(raw) ? raw[0] : raw;
-    if (value === undefined || !isTrusted(trusted, req.raw.socket.remoteAddress)) return { der: undefined, chainVerified: false };
-    const der = certificateFromHeader(value);
-    if (!der) return { der: undefined, chainVerified: false };
-    return {
-      der,
-      chainVerified: false,
-      // Only asked when the DER is not in our database (the rare path): is it ours at all?
-      verifyChain: () => signedByOneOf(der, opts.issuers()),
-    };
+  const decided = new WeakMap<object, boolean>();
+  return {
+    accept(socket, listener) {
+      decided.set(socket, listener === 'unix' || isTrustedAddress(trusted, socket.remoteAddress));
+    },
+    presented(req) {
+      const raw = req.headers[opts.header];
+      const value = Array.isArray(raw) ? raw[0] : raw;
+      // A connection that was not seen being accepted is not trusted either.
+      if (value === undefined || decided.get(req.raw.socket) !== true) return { der: undefined, chainVerified: false };
+      const der = certificateFromHeader(value);
+      if (!der) return { der: undefined, chainVerified: false };
+      return {
+        der,
+        chainVerified: false,
+        // Only asked when the DER is not in our database (the rare path): is it ours at all?
+        verifyChain: () => signedByOneOf(der, opts.issuers()),
+      };
+    },
   };
 }

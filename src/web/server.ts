@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -57,6 +58,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const issuers = () => caSet.generations.map((g) => g.authority.issuing);
   let draining = false;
   const metrics = createMetrics(runtime.database.db, runtime.clock);
+  const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;
   const app = await buildApp(
     { runtime, renewal, csrfKey, metrics },
     {
@@ -66,7 +68,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
         ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false }, presented: presentedFromTls(issuers) }
         : {
             trustProxy: config.trustedProxies,
-            presented: presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }),
+            presented: proxyIdentity!.presented,
           }),
     },
   );
@@ -88,6 +90,11 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     housekeepingRun = housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
   }, 3600_000);
   housekeepingTimer.unref();
+
+  if (proxyIdentity) {
+    const listener = 'socket' in config.listen ? 'unix' : 'tcp';
+    app.server.on('connection', (socket: net.Socket) => proxyIdentity.accept(socket, listener));
+  }
 
   let url: string;
   let port = 0;
