@@ -106,9 +106,14 @@ export interface SessionsTable {
 
 export interface LoginThrottleTable {
   key: string;
+  /** Password checks in this window: failed ones, and those still running (a reservation). */
   failures: number;
   last_failure_at: string;
   locked_until: string | null;
+  /** Start of the counting window; null only for rows from before migration 009. */
+  window_started_at: string | null;
+  /** Attempts refused during the current lock (audited once, with this count, when it ends). */
+  refused: Generated<number>;
 }
 
 export interface CrlsTable {

@@ -3,60 +3,48 @@ import type { CertificateRow, Institution, User } from '../db/schema.js';
 import type { Clock } from '../clock.js';
 import { appendAudit } from '../audit/log.js';
 import { verifyPassword } from './passwords.js';
+import { DEFAULT_LOGIN_POLICY, recordFailure, releaseCheck, reserveCheck, type LoginPolicy } from './throttle.js';
 
 /**
  * Password login on top of the certificate. The user must belong to the certificate's tenant.
- * Failures are throttled per login ID and per certificate: after 5 failures both are locked for
- * 15 minutes, whatever the password, so guessing from one PC or against one login both stop.
+ * Checks are throttled per login ID and per certificate (identity/throttle.ts): at most 5 in a
+ * 15-minute window, then both are locked for 15 minutes whatever the password, so guessing from
+ * one PC or against one login both stop, even with requests sent in parallel.
  */
-export interface LoginPolicy {
-  maxFailures: number;
-  lockMinutes: number;
-}
-export const DEFAULT_LOGIN_POLICY: LoginPolicy = { maxFailures: 5, lockMinutes: 15 };
+export { DEFAULT_LOGIN_POLICY, type LoginPolicy } from './throttle.js';
 
 export type LoginResult =
   | { ok: true; user: User; institutions: Institution[] }
   | { ok: false; reason: 'locked'; until: Date }
   | { ok: false; reason: 'user_not_in_tenant' | 'wrong_password' | 'user_locked' };
 
+/** Login IDs are at most 64 characters (tenancy/validation.ts); a longer one is never stored in full. */
+const MAX_LOGIN_ID = 64;
+
 export async function login(deps: { db: Db; clock: Clock; policy?: LoginPolicy }, input: { cert: CertificateRow; loginId: string; password: string }): Promise<LoginResult> {
   const { db, clock } = deps;
   const policy = deps.policy ?? DEFAULT_LOGIN_POLICY;
   const now = clock.now();
-  const loginId = input.loginId.trim();
+  const loginId = input.loginId.trim().slice(0, MAX_LOGIN_ID + 1);
   const keys = [`login:${input.cert.tenant_id}:${loginId}`, `cert:${input.cert.id}`];
 
-  const locks = await db.selectFrom('login_throttle').selectAll().where('key', 'in', keys).execute();
-  const lockedUntil = locks.map((l) => (l.locked_until ? new Date(l.locked_until) : undefined)).filter((d): d is Date => !!d && d > now);
-  if (lockedUntil.length) {
-    const until = new Date(Math.max(...lockedUntil.map((d) => d.getTime())));
-    await db.transaction().execute((trx) => audit(trx, now, input.cert, 'login.refused_locked', { loginId, until: until.toISOString() }));
-    return { ok: false, reason: 'locked', until };
-  }
+  const reservation = await db.transaction().execute(async (trx) => {
+    const r = await reserveCheck(trx, now, keys, policy, input.cert.tenant_id);
+    // One audit row per lock, not per refused attempt: the rest are counted (throttle.ts).
+    if (!r.ok && r.firstRefusal) await audit(trx, now, input.cert, 'login.refused_locked', { loginId, until: r.until.toISOString() });
+    return r;
+  });
+  if (!reservation.ok) return { ok: false, reason: 'locked', until: reservation.until };
 
-  const user = await db.selectFrom('users').selectAll().where('tenant_id', '=', input.cert.tenant_id).where('login_id', '=', loginId).executeTakeFirst();
+  const user = loginId.length > MAX_LOGIN_ID ? undefined : await db.selectFrom('users').selectAll().where('tenant_id', '=', input.cert.tenant_id).where('login_id', '=', loginId).executeTakeFirst();
   // Verify even for an unknown user so both answers take the same time.
   const passwordOk = await verifyPassword(input.password, user?.password_hash ?? DUMMY_HASH);
   const failure: 'user_not_in_tenant' | 'wrong_password' | 'user_locked' | null = !user ? 'user_not_in_tenant' : !passwordOk ? 'wrong_password' : user.locked_at ? 'user_locked' : null;
 
   if (failure) {
     await db.transaction().execute(async (trx) => {
-      for (const key of keys) {
-        // Count in the database, not read-then-write: failures arriving at once (several instances
-        // on PostgreSQL) would otherwise both insert the first row (a 500) or overwrite each other's
-        // count, letting a guesser past the limit. The row exists first; the increment takes its lock.
-        await trx.insertInto('login_throttle').values({ key, failures: 0, last_failure_at: now.toISOString(), locked_until: null }).onConflict((oc) => oc.column('key').doNothing()).execute();
-        const { failures } = await trx
-          .updateTable('login_throttle')
-          .set((eb) => ({ failures: eb('failures', '+', 1), last_failure_at: now.toISOString() }))
-          .where('key', '=', key)
-          .returning('failures')
-          .executeTakeFirstOrThrow();
-        const locked_until = failures >= policy.maxFailures ? new Date(now.getTime() + policy.lockMinutes * 60_000).toISOString() : null;
-        await trx.updateTable('login_throttle').set({ locked_until }).where('key', '=', key).execute();
-      }
-      await audit(trx, now, input.cert, 'login.failed', { loginId, reason: failure });
+      const locked = await recordFailure(trx, now, keys, policy);
+      await audit(trx, now, input.cert, 'login.failed', { loginId, reason: failure, ...(locked ? { locked: true } : {}) });
     });
     return { ok: false, reason: failure };
   }
@@ -69,7 +57,7 @@ export async function login(deps: { db: Db; clock: Clock; policy?: LoginPolicy }
     .orderBy('i.number')
     .execute();
   await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('login_throttle').where('key', 'in', keys).execute();
+    await releaseCheck(trx, keys);
     await audit(trx, now, input.cert, 'login.succeeded', { loginId, userId: user!.id });
   });
   return { ok: true, user: user!, institutions };

@@ -222,6 +222,7 @@ if (!ADMIN_URL) {
       await addInstitution(deps, { tenantCode: 'T0002', number: '1312345678', name: '佐藤医院' }, 'test');
       await addUser(deps, { tenantCode: 'T0002', loginId: 'sato', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
       await addUser(deps, { tenantCode: 'T0002', loginId: 'tanaka', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
+      await addUser(deps, { tenantCode: 'T0002', loginId: 'suzuki', password: PASSWORD, role: 'user', institutionNumbers: ['1312345678'] }, 'test');
       await addTenant(deps, { code: 'OPERATORS', name: '運用者' }, 'test');
       await addUser(deps, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
       const certDeps = await rt!.certificateDeps();
@@ -241,6 +242,7 @@ if (!ADMIN_URL) {
       await issue('session', 'T0002', 400);
       await issue('victim', 'T0002', 400);
       await issue('guesser', 'T0002', 400);
+      await issue('guesser300', 'T0002', 400);
       await issue('operator', 'OPERATORS', 400);
       assert.equal(smtp.received.length, 0);
     });
@@ -310,28 +312,32 @@ if (!ADMIN_URL) {
       assert.equal(again.headers.location, '/');
     });
 
-    test('wrong passwords sent to both at once are all counted: the login locks after 5, none is lost', async () => {
-      const cert = certs.guesser!;
-      const onA = new TlsClient(a.url, ca, cert);
-      const page = await onA.get('/');
-      const csrf = /name="_csrf" value="([^"]*)"/.exec(page.text)![1]!;
-      const cookie = [...onA.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-      const body = new URLSearchParams({ _csrf: csrf, loginId: 'tanaka', password: 'wrong guess' }).toString();
-      const targets = Array.from({ length: 6 }, (_, n) => ({ base: (n % 2 ? b : a).url, method: 'POST', path: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body }));
-      const responses = await simultaneousRequests(targets, { ca, pfx: cert.file, passphrase: cert.password });
-      // Each is a wrong password (401) or, once 5 are counted, the lock (429); never a server error.
-      for (const r of responses) assert.ok(r.status === 401 || r.status === 429, `${r.status} ${r.body.slice(0, 300)}`);
-      const q = rt!.database.db;
-      const rows = await q.selectFrom('login_throttle').select(['key', 'failures', 'locked_until']).where('key', 'in', [`cert:${cert.id}`, `login:${(await q.selectFrom('tenants').select('id').where('code', '=', 'T0002').executeTakeFirstOrThrow()).id}:tanaka`]).execute();
-      const failed = responses.filter((r) => r.status === 401).length;
-      assert.equal(rows.length, 2);
-      for (const row of rows) {
-        assert.equal(row.failures, failed, `${row.key}: every failure counted once`);
-        assert.ok(row.locked_until, `${row.key} locked`);
-      }
-      const right = await onA.submit(page, '/login', { loginId: 'tanaka', password: PASSWORD });
-      assert.equal(right.status, 429, 'even the right password waits for the lock');
-    });
+    for (const [n, name, loginId] of [[40, 'guesser', 'tanaka'], [300, 'guesser300', 'suzuki']] as const) {
+      test(`${n} wrong passwords sent to both at once: at most 5 are checked, each counted once, the login locks`, async () => {
+        const cert = certs[name]!;
+        const q = rt!.database.db;
+        const tenant = await q.selectFrom('tenants').select('id').where('code', '=', 'T0002').executeTakeFirstOrThrow();
+        const onA = new TlsClient(a.url, ca, cert);
+        const page = await onA.get('/');
+        const csrf = /name="_csrf" value="([^"]*)"/.exec(page.text)![1]!;
+        const cookie = [...onA.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+        const body = new URLSearchParams({ _csrf: csrf, loginId, password: 'wrong guess' }).toString();
+        const targets = Array.from({ length: n }, (_, i) => ({ base: (i % 2 ? b : a).url, method: 'POST', path: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body }));
+        const responses = await simultaneousRequests(targets, { ca, pfx: cert.file, passphrase: cert.password });
+        // Each is a wrong password (401) or the lock (429); never a server error.
+        for (const r of responses) assert.ok(r.status === 401 || r.status === 429, `${r.status} ${r.body.slice(0, 300)}`);
+        const failed = responses.filter((r) => r.status === 401).length;
+        assert.ok(failed <= 5, `${failed} passwords checked over two instances`);
+        const rows = await q.selectFrom('login_throttle').select(['key', 'failures', 'locked_until']).where('key', 'in', [`cert:${cert.id}`, `login:${tenant.id}:${loginId}`]).execute();
+        assert.equal(rows.length, 2);
+        for (const row of rows) {
+          assert.equal(row.failures, failed, `${row.key}: every failure counted once`);
+          assert.ok(row.locked_until, `${row.key} locked`);
+        }
+        const right = await onA.submit(page, '/login', { loginId, password: PASSWORD });
+        assert.equal(right.status, 429, 'even the right password waits for the lock');
+      });
+    }
 
     test('the CRL is the same from both; a revocation in A’s console gives both the same new CRL', async () => {
       const fetchCrl = async (i: Instance) => {
