@@ -64,6 +64,8 @@ export interface Config {
   operatorContact: string;
   /** A session ends after this many minutes without a request. */
   sessionIdleMinutes: number;
+  /** A session ends this many hours after login, however active (KENSHIN_SESSION_MAX_HOURS). */
+  sessionMaxHours: number;
   /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
   mintWorkers: number;
   /** Days before expiry at which the tenant's contact is mailed (Japanese medical PKI practice). */
@@ -110,6 +112,7 @@ export const SETTINGS = [
   'KENSHIN_PACKAGE_KEY',
   'KENSHIN_OPERATOR_CONTACT',
   'KENSHIN_SESSION_IDLE_MINUTES',
+  'KENSHIN_SESSION_MAX_HOURS',
   'KENSHIN_MINT_WORKERS',
   'KENSHIN_REMINDER_DAYS',
   'KENSHIN_SMTP_URL',
@@ -219,6 +222,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     packageKey: env.KENSHIN_PACKAGE_KEY || undefined,
     operatorContact: env.KENSHIN_OPERATOR_CONTACT ?? 'Kenshin Cloud サポート窓口 / support (configure KENSHIN_OPERATOR_CONTACT)',
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
+    sessionMaxHours: intSetting(env, 'KENSHIN_SESSION_MAX_HOURS', 12, 1, 168),
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
     reminderDays: parseDays(env.KENSHIN_REMINDER_DAYS ?? '90,60,30,15,7,3,1'),
     smtpUrl: env.KENSHIN_SMTP_URL || undefined,

@@ -10,6 +10,15 @@ import type { Clock } from '../clock.js';
  */
 export interface SessionPolicy {
   idleMinutes: number;
+  /**
+   * Absolute lifetime whatever the activity: a session left open on a clinic's shared PC, or a
+   * cookie that leaked, ends after a working day at the latest.
+   */
+  maxHours: number;
+}
+
+function expired(s: Pick<Session, 'created_at' | 'last_seen_at'>, now: Date, policy: SessionPolicy): boolean {
+  return now.getTime() - new Date(s.last_seen_at).getTime() > policy.idleMinutes * 60_000 || now.getTime() - new Date(s.created_at).getTime() > policy.maxHours * 3_600_000;
 }
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -25,13 +34,13 @@ export async function createSession(db: Db, clock: Clock, input: { userId: numbe
   return { token, session };
 }
 
-/** The live session for a cookie value, or undefined (unknown, or idle too long: then deleted). */
+/** The live session for a cookie value, or undefined (unknown, idle too long or too old: then deleted). */
 export async function loadSession(db: Db, clock: Clock, token: string | undefined, policy: SessionPolicy): Promise<Session | undefined> {
   if (!token) return undefined;
   const s = await db.selectFrom('sessions').selectAll().where('id_hash', '=', hashToken(token)).executeTakeFirst();
   if (!s) return undefined;
   const now = clock.now();
-  if (now.getTime() - new Date(s.last_seen_at).getTime() > policy.idleMinutes * 60_000) {
+  if (expired(s, now, policy)) {
     await db.deleteFrom('sessions').where('id_hash', '=', s.id_hash).execute();
     return undefined;
   }
@@ -46,4 +55,21 @@ export async function updateSession(db: Db, session: Session, changes: Partial<P
 
 export async function endSession(db: Db, session: Pick<Session, 'id_hash'>): Promise<void> {
   await db.deleteFrom('sessions').where('id_hash', '=', session.id_hash).execute();
+}
+
+/** The session behind a cookie value, whatever its state: to end it (logout, a new login). */
+export async function endSessionByToken(db: Db, token: string | undefined): Promise<void> {
+  if (token) await db.deleteFrom('sessions').where('id_hash', '=', hashToken(token)).execute();
+}
+
+/** Housekeeping: deletes the sessions that are idle too long or past their absolute lifetime. */
+export async function purgeExpiredSessions(db: Db, clock: Clock, policy: SessionPolicy): Promise<number> {
+  const now = clock.now().getTime();
+  const idleBefore = new Date(now - policy.idleMinutes * 60_000).toISOString();
+  const createdBefore = new Date(now - policy.maxHours * 3_600_000).toISOString();
+  const r = await db
+    .deleteFrom('sessions')
+    .where((eb) => eb.or([eb('last_seen_at', '<', idleBefore), eb('created_at', '<', createdBefore)]))
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
 }

@@ -21,6 +21,8 @@ import { requestLogger } from './logging.js';
 import { loadTlsMaterial } from './tls.js';
 import { presentedFromProxy } from './proxy.js';
 import { presentedFromTls } from './context.js';
+import { purgeExpiredSessions } from '../identity/sessions.js';
+import { purgeLoginThrottle } from '../identity/throttle.js';
 import { checkReadiness } from './health.js';
 
 export interface RunningServer {
@@ -73,12 +75,15 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     },
   );
 
-  // Housekeeping at start and hourly: wipe expired packages, keep every CRL (root, each issuing generation) fresh (at least daily).
+  // Housekeeping at start and hourly: wipe expired packages, purge ended sessions and login-throttle
+  // windows, keep every CRL (root, each issuing generation) fresh (at least daily).
   const crlDeps = { db: runtime.database.db, clock: runtime.clock, cas: caSet };
   const reminders = configuredReminders(runtime.database.db, runtime.clock, config);
   let housekeepingRun: Promise<void> = Promise.resolve();
   const housekeeping = async () => {
     await wipeExpiredPackages(renewal);
+    await purgeExpiredSessions(runtime.database.db, runtime.clock, { idleMinutes: config.sessionIdleMinutes, maxHours: config.sessionMaxHours });
+    await purgeLoginThrottle({ db: runtime.database.db, clock: runtime.clock });
     await currentCrls(crlDeps);
     // Several instances may run this at once: the reminder ledger sends each mail once.
     if (reminders.mailer) await runReminders(reminders);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CertificateRow, Institution, Session, User } from '../../db/schema.js';
 import { COOKIE, COOKIE_OPTIONS, pageContext, sendPage, type AppDeps } from '../context.js';
-import { loadSession, createSession, endSession, updateSession } from '../../identity/sessions.js';
+import { loadSession, createSession, endSession, endSessionByToken, updateSession } from '../../identity/sessions.js';
 import { login } from '../../identity/login.js';
 import { newPreLoginCookie, preLoginToken, tokensMatch } from '../csrf.js';
 import { loginPage, institutionsPage, homePage } from '../views/portal.js';
@@ -62,7 +62,7 @@ export async function requireCertificate(deps: AppDeps, req: FastifyRequest, rep
 /** The session for the cookie, if it was opened with this very certificate; any other ends it. */
 async function currentSession(deps: AppDeps, req: FastifyRequest, reply: FastifyReply, cert: CertificateRow): Promise<Session | undefined> {
   const { db } = deps.runtime.database;
-  const session = await loadSession(db, deps.runtime.clock, req.cookies[COOKIE.session], { idleMinutes: deps.runtime.config.sessionIdleMinutes });
+  const session = await loadSession(db, deps.runtime.clock, req.cookies[COOKIE.session], sessionPolicy(deps));
   if (!session) return undefined;
   if (session.certificate_id !== cert.id) {
     await endSession(db, session);
@@ -72,6 +72,8 @@ async function currentSession(deps: AppDeps, req: FastifyRequest, reply: Fastify
   }
   return session;
 }
+
+export const sessionPolicy = (deps: AppDeps) => ({ idleMinutes: deps.runtime.config.sessionIdleMinutes, maxHours: deps.runtime.config.sessionMaxHours });
 
 export async function institutionsOf(deps: AppDeps, userId: number): Promise<Institution[]> {
   return deps.runtime.database.db
@@ -134,6 +136,8 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
       return showLogin(req, reply, result.reason === 'locked' ? 429 : 401, { error, loginId });
     }
     const only = result.institutions.length === 1 ? result.institutions[0]!.id : null;
+    // A new login in this browser ends the session it had (another user's on a shared PC, too).
+    await endSessionByToken(db, req.cookies[COOKIE.session]);
     const { token, session } = await createSession(db, clock, { userId: result.user.id, certificateId: cert.id, institutionId: only });
     reply.setCookie(COOKIE.session, token, COOKIE_OPTIONS);
     if (result.user.role === 'operator') return reply.redirect('/admin', 303);
@@ -183,11 +187,10 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   app.post('/logout', async (req, reply) => {
-    const cert = await requireCertificate(deps, req, reply);
-    if (!cert) return reply;
-    const session = await currentSession(deps, req, reply, cert);
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if (session && tokensMatch(session.csrf_token, body._csrf)) await endSession(db, session);
+    // Logout always ends the session on the server, whatever the certificate or the token: a
+    // forged logout can only log someone out, and a cleared cookie with a live session behind it
+    // would be a session the user believes ended. (Cookies are SameSite=Strict anyway.)
+    await endSessionByToken(db, req.cookies[COOKIE.session]);
     reply.clearCookie(COOKIE.session, COOKIE_OPTIONS);
     return reply.redirect('/', 303);
   });
