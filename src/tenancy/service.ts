@@ -81,17 +81,18 @@ export async function addUser(
   if (password.length < MIN_PASSWORD_LENGTH) throw invalidInput('password', `must be at least ${MIN_PASSWORD_LENGTH} characters`);
   const numbers = [...new Set((input.institutionNumbers ?? []).map((n) => v.institutionNumber(n, 'institutions')))];
   const tenant = await findTenant(deps.db, v.tenantCode(input.tenantCode));
-  // An operator sees every tenant: the role exists only in the reserved operators' tenant.
+  // An operator sees every tenant: the role exists only in the reserved operators' tenant, and that
+  // tenant holds operators only. A 管理者 there would get the tenant-admin pages over the operators
+  // (reset their passwords, lock them): an operator takeover.
   if (role === 'operator' && tenant.code !== v.OPERATORS_TENANT) throw invalidInput('role', `operator users belong to the ${v.OPERATORS_TENANT} tenant`);
+  if (role !== 'operator' && tenant.code === v.OPERATORS_TENANT) throw invalidInput('role', `the ${v.OPERATORS_TENANT} tenant holds operators only (role operator)`);
+  // Only this tenant's institutions are looked at: "another tenant's" and "unknown" read the same,
+  // so a tenant's 管理者 learns nothing about other tenants' 機関番号.
   const institutions = numbers.length
-    ? await deps.db.selectFrom('institutions').select(['id', 'number', 'tenant_id']).where('number', 'in', numbers).execute()
+    ? await deps.db.selectFrom('institutions').select(['id', 'number', 'tenant_id']).where('tenant_id', '=', tenant.id).where('number', 'in', numbers).execute()
     : [];
-  for (const n of numbers) {
-    const inst = institutions.find((i) => i.number === n);
-    if (!inst) throw new Refusal('unknown_institution', `unknown 機関番号 ${n}`, { field: 'institutions' });
-    // A user may only use institutions of its own tenant: the certificate decides the tenant.
-    if (inst.tenant_id !== tenant.id) throw new Refusal('unknown_institution', `機関番号 ${n} does not belong to tenant ${tenant.code}`, { field: 'institutions' });
-  }
+  const missing = numbers.filter((n) => !institutions.some((i) => i.number === n));
+  if (missing.length) throw new Refusal('unknown_institution', `機関番号 ${missing.join(', ')} does not belong to tenant ${tenant.code}`, { field: 'institutions' });
   const passwordHash = await hashPassword(password);
   const now = deps.clock.now();
   try {

@@ -7,6 +7,7 @@ import { forbiddenPage, tenantPage } from '../../admin/views.js';
 import { tenantDetail } from '../../admin/tenant-detail.js';
 import { addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked } from '../../tenancy/service.js';
 import { isRefusal, invalidInput } from '../../errors.js';
+import { OPERATORS_TENANT } from '../../tenancy/validation.js';
 
 /**
  * The tenant-scoped part of administration inside the portal, for a tenant's 管理者: its own users
@@ -26,6 +27,11 @@ export function tenantAdminRoutes(app: FastifyInstance, deps: AppDeps): void {
       return undefined;
     }
     const tenant = await db.selectFrom('tenants').select('code').where('id', '=', p.user.tenant_id).executeTakeFirstOrThrow();
+    // The operators' tenant is never managed from here, even by a 管理者 an older version let in.
+    if (tenant.code === OPERATORS_TENANT) {
+      await sendPage(reply, 403, forbiddenPage(pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role })));
+      return undefined;
+    }
     return { ...p, code: tenant.code };
   };
   const show = async (req: FastifyRequest, reply: FastifyReply, p: Portal & { code: string }, status = 200, extra: { notice?: string; error?: string } = {}) =>
