@@ -77,6 +77,8 @@ export interface Config {
   operatorEmail: string | undefined;
   /** The portal URL written into reminder mails. */
   publicUrl: string;
+  /** Whether KENSHIN_PUBLIC_URL was set (else publicUrl is a guess from the listener). */
+  publicUrlConfigured: boolean;
   /** Plain-HTTP loopback listener for Prometheus' /metrics, apart from the client-certificate port; undefined = off. */
   metricsListen: { host: string; port: number } | undefined;
   /** pino level of the JSON request log on stdout ('silent' turns it off). */
@@ -160,6 +162,8 @@ function parseListenAddress(value: string, field: string): ListenAddress {
   if (value.startsWith('unix:')) {
     const socket = value.slice('unix:'.length);
     if (!path.isAbsolute(socket)) throw invalidInput(field, `expected unix:/absolute/path, got "${value}"`);
+    // sockaddr_un holds 108 bytes: a longer path fails at listen with a less helpful error.
+    if (Buffer.byteLength(socket) > 100) throw invalidInput(field, `the unix socket path is ${Buffer.byteLength(socket)} bytes, at most 100 work (set KENSHIN_LISTEN=unix:/run/kenshin/kenshin.sock)`);
     return { socket };
   }
   return parseListen(value, field);
@@ -198,7 +202,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     dataDir,
     configFile: env.KENSHIN_CONFIG ? path.resolve(env.KENSHIN_CONFIG) : undefined,
     databaseUrl: env.KENSHIN_DATABASE_URL || undefined,
-    listen: parseListenAddress(env.KENSHIN_LISTEN ?? (mode === 'proxy' ? '127.0.0.1:8080' : '127.0.0.1:8443'), 'KENSHIN_LISTEN'),
+    // Proxy mode defaults to a unix socket: on TCP loopback every local process could pose as the proxy.
+    listen: parseListenAddress(env.KENSHIN_LISTEN ?? (mode === 'proxy' ? `unix:${path.join(dataDir, 'kenshin.sock')}` : '127.0.0.1:8443'), 'KENSHIN_LISTEN'),
     mode,
     trustedProxies: parseProxies(env.KENSHIN_TRUSTED_PROXIES ?? '127.0.0.1,::1'),
     proxyCertHeader: (env.KENSHIN_PROXY_CERT_HEADER || 'x-ssl-client-cert').toLowerCase(),
@@ -230,6 +235,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     operatorEmail: env.KENSHIN_OPERATOR_EMAIL || undefined,
     // Behind a proxy only the operator knows the public name; `config check` says so when it is unset.
     publicUrl: env.KENSHIN_PUBLIC_URL ?? (mode === 'proxy' ? 'https://localhost/' : `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`),
+    publicUrlConfigured: Boolean(env.KENSHIN_PUBLIC_URL),
     metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
@@ -238,6 +244,21 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     if (v !== undefined) (merged as unknown as Record<string, unknown>)[k] = v;
   }
   merged.dataDir = dataDir;
+  // `serve --listen` overrides the listener: the guessed URL follows it (it printed :8443 before).
+  if (!merged.publicUrlConfigured && merged.mode === 'direct' && 'host' in merged.listen) {
+    const host = merged.listen.host.includes(':') ? `[${merged.listen.host}]` : merged.listen.host;
+    merged.publicUrl = `https://${host}:${merged.listen.port}/`;
+  }
+  if (merged.publicUrlConfigured) {
+    let u: URL | undefined;
+    try {
+      u = new URL(merged.publicUrl);
+    } catch {
+      u = undefined;
+    }
+    if (!u || u.protocol !== 'https:' || u.search || u.hash) throw invalidInput('KENSHIN_PUBLIC_URL', `expected the portal's https:// URL (e.g. https://kenshin.example.jp/), got "${merged.publicUrl}"`);
+    merged.publicUrl = u.origin + (u.pathname.endsWith('/') ? u.pathname : u.pathname + '/');
+  }
   if (merged.crlUrl !== undefined && !/^https?:\/\//.test(merged.crlUrl)) {
     throw invalidInput('KENSHIN_CRL_URL', `expected an http(s) URL, got "${merged.crlUrl}"`);
   }

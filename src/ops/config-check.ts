@@ -13,6 +13,13 @@ import { DAY_MS } from '../clock.js';
  * names the setting (or file) and says what is wrong. Errors stop a start; warnings are the
  * production footguns that still work (plain HTTP on a public address, no public URL behind a proxy).
  */
+/**
+ * Proxy mode on TCP loopback: every local process (any local user, or an SSRF in another service)
+ * can send the certificate header, and a clinic's certificate is public, so it can fetch that
+ * clinic's renewal package. The unix socket's file mode limits who can.
+ */
+export const PROXY_TCP_WARNING = 'proxy mode on TCP: any local process can send the certificate header as a trusted proxy; use a unix socket (KENSHIN_LISTEN=unix:/run/kenshin/kenshin.sock)';
+
 export type Severity = 'ok' | 'warn' | 'error';
 export interface Finding {
   severity: Severity;
@@ -130,11 +137,16 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
     const where = 'socket' in config.listen ? `unix socket ${config.listen.socket}` : `${config.listen.host}:${config.listen.port}`;
     if ('host' in config.listen && !isLoopback(config.listen.host)) {
       findings.push({ severity: 'warn', subject: 'KENSHIN_LISTEN', message: `proxy mode speaks plain HTTP on ${where}, not a loopback address: make sure only the proxy can reach it` });
+    } else if ('host' in config.listen) {
+      findings.push({ severity: 'warn', subject: 'KENSHIN_LISTEN', message: `${PROXY_TCP_WARNING} (${where})` });
     } else {
       findings.push({ severity: 'ok', subject: 'KENSHIN_LISTEN', message: `proxy mode, plain HTTP on ${where}` });
     }
     findings.push({ severity: 'ok', subject: 'KENSHIN_TRUSTED_PROXIES', message: `the ${config.proxyCertHeader} header is believed only from ${config.trustedProxies.join(', ')}` });
     if (!settingsEnv(env).KENSHIN_PUBLIC_URL) findings.push({ severity: 'warn', subject: 'KENSHIN_PUBLIC_URL', message: 'unset: reminder mails would link to https://localhost/; set the portal URL the clinics use' });
+  }
+  if (config.mode === 'direct' && !settingsEnv(env).KENSHIN_PUBLIC_URL && 'host' in config.listen && !isLoopback(config.listen.host)) {
+    findings.push({ severity: 'warn', subject: 'KENSHIN_PUBLIC_URL', message: `unset while listening on ${config.listen.host}: absolute links (the API's package uri, reminder mails) use ${config.publicUrl} or a Host naming ${config.serverNames.join(', ')}; set the portal URL the clinics use` });
   }
   if (!config.smtpUrl) findings.push({ severity: 'warn', subject: 'KENSHIN_SMTP_URL', message: 'unset: no expiry reminder mails are sent' });
   if (!config.crlUrl) findings.push({ severity: 'warn', subject: 'KENSHIN_CRL_URL', message: 'unset: new certificates carry no CRL distribution point' });

@@ -21,7 +21,11 @@ export class TlsClient {
     public pfx?: { file: Uint8Array; password: string },
   ) {}
 
-  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+  /**
+   * `body`: raw bytes sent as they are, with only the headers given (for malformed requests).
+   * `servername`: the name the server certificate is checked against when `host` is forged.
+   */
+  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; body?: string | Uint8Array; headers?: Record<string, string>; servername?: string } = {}): Promise<Response> {
     const url = new URL(path, this.base);
     let payload: Buffer | undefined;
     const headers: Record<string, string> = { ...opts.headers };
@@ -31,12 +35,14 @@ export class TlsClient {
     } else if (opts.json !== undefined) {
       payload = Buffer.from(JSON.stringify(opts.json));
       headers['content-type'] = 'application/json';
+    } else if (opts.body !== undefined) {
+      payload = Buffer.from(opts.body);
     }
     if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     return new Promise((resolve, reject) => {
       const req = https.request(
         url,
-        { method, ca: this.ca, headers, agent: false, ...(this.pfx ? { pfx: Buffer.from(this.pfx.file), passphrase: this.pfx.password } : {}) },
+        { method, ca: this.ca, headers, agent: false, ...(opts.servername ? { servername: opts.servername } : {}), ...(this.pfx ? { pfx: Buffer.from(this.pfx.file), passphrase: this.pfx.password } : {}) },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -3,6 +3,7 @@ import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
 import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
+import { PROXY_TCP_WARNING } from '../../ops/config-check.js';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -43,7 +44,8 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
         const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
         if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
         const server = await startServer(config);
-        io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${config.trustedProxies.join(', ')})` : ''}\n`);
+        io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${'socket' in config.listen ? 'the unix socket peer' : config.trustedProxies.join(', ')})` : ''}\n`);
+        if (config.mode === 'proxy' && 'host' in config.listen) io.stderr(`kenshin: warning: ${PROXY_TCP_WARNING}\n`);
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
         const reload = () => {
           server.reloadTls().then(

@@ -4,6 +4,7 @@ import type { CertificateRow } from '../../db/schema.js';
 import { markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
 import { daysLeft, effectiveStatus } from '../../certificates/status.js';
 import { sendPkcs12 } from './renewal.js';
+import { isOwnOrigin, publicBase } from '../public-url.js';
 
 /**
  * The same flow for machine clients, authenticated by the client certificate alone (mTLS, JSON).
@@ -38,18 +39,32 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     return id.cert;
   };
 
+  const config = deps.runtime.config;
+
   /**
    * A browser visiting another site can be made to POST here with the user's certificate. Such
-   * requests carry an Origin or Sec-Fetch-Site header; real API clients (monsiaj, curl) do not.
+   * requests carry Sec-Fetch-Site, Origin or at least a Referer; real API clients (monsiaj,
+   * glclient, curl) send none of them. A Referer alone counts when Origin is missing (older
+   * browsers, some redirects), and an unparsable one is foreign.
    */
   const crossSite = (req: FastifyRequest) => {
     const site = req.headers['sec-fetch-site'];
     if (site === 'cross-site' || site === 'same-site') return true;
     const origin = req.headers.origin;
-    return origin !== undefined && origin !== `https://${req.headers.host}`;
+    if (origin !== undefined) return !isOwnOrigin(config, req.headers.host, origin);
+    const referer = req.headers.referer;
+    return referer !== undefined && !isOwnOrigin(config, req.headers.host, referer);
   };
 
-  const packageUri = (req: FastifyRequest, downloadId: string) => `https://${req.headers.host}/api/v1/renewals/${downloadId}/pkcs12`;
+  /**
+   * JSON POSTs take JSON bodies only. text/plain (and form encodings) are what a cross-site form or
+   * a no-cors fetch can send without a CORS preflight; application/json needs one. A POST with no
+   * body at all is allowed (curl -X POST); monsiaj and glclient send `{}` as application/json.
+   */
+  const hasBody = (req: FastifyRequest) => Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  const jsonBody = (req: FastifyRequest) => !hasBody(req) || /^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '');
+
+  const packageUri = (req: FastifyRequest, downloadId: string) => `${publicBase(config, req.headers.host)}/api/v1/renewals/${downloadId}/pkcs12`;
 
   app.get('/api/v1/certificate', async (req, reply) => {
     const cert = await certificateOf(req, reply);
@@ -75,6 +90,10 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!cert) return undefined;
     if (crossSite(req)) {
       await jsonError(reply, 403, 'cross_site_request', 'renewal must be requested by the certificate holder, not from another site');
+      return undefined;
+    }
+    if (!jsonBody(req)) {
+      await jsonError(reply, 415, 'unsupported_media_type', 'send the request body as application/json (or no body at all)');
       return undefined;
     }
     const r = await startRenewal(deps.renewal, cert, `cert:${cert.serial}`);
