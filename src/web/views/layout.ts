@@ -11,6 +11,16 @@ export interface PageContext {
   user?: { loginId: string; csrf: string; role?: string } | undefined;
 }
 
+/**
+ * The path of a link back to this page, always on this site. The raw request path is the client's:
+ * `//evil.example/x` (or `/\evil.example`, which browsers read the same way) would otherwise become
+ * a link to another host, so a path not made of one slash and a segment is the home page.
+ */
+export function localPath(requestUrl: string): string {
+  const p = requestUrl.split('?')[0]!.split('#')[0]!;
+  return /^\/(?![/\\])[^\\\s]*$/.test(p) ? p : '/';
+}
+
 export function layout(ctx: PageContext, title: string, body: Html, opts: { notice?: Html | undefined } = {}): Html {
   const { t } = ctx;
   const other: Lang = ctx.lang === 'ja' ? 'en' : 'ja';
@@ -27,7 +37,7 @@ export function layout(ctx: PageContext, title: string, body: Html, opts: { noti
 <header class="top">
   <a class="brand" href="/">${t('app.name')} <span>${t('app.portal')}</span></a>
   <nav class="top-nav">
-    <a class="lang" href="${ctx.path.split('?')[0]}?lang=${other}">${t('lang.switch')}</a>
+    <a class="lang" href="${localPath(ctx.path)}?lang=${other}">${t('lang.switch')}</a>
     ${
       ctx.user
         ? html`<details class="user-menu">
