@@ -7,6 +7,22 @@ import { readConfigFile } from './config-file.js';
 export type KeyType = 'rsa2048' | 'p256';
 export type CaKeyType = 'p256' | 'p384' | 'rsa3072';
 export type Pkcs12ProfileName = 'compatible' | 'modern';
+/** Timeouts and caps of the listener, so a slow client costs bounded resources (web/limits.ts). */
+export interface ConnectionLimits {
+  /** The whole request, headers and body, must arrive within this (KENSHIN_REQUEST_TIMEOUT_SECONDS). */
+  requestTimeoutSeconds: number;
+  /** The headers must arrive within this (KENSHIN_HEADERS_TIMEOUT_SECONDS). */
+  headersTimeoutSeconds: number;
+  /** An idle keep-alive connection between requests is closed after this (KENSHIN_KEEPALIVE_TIMEOUT_SECONDS). */
+  keepAliveTimeoutSeconds: number;
+  /** A connection with no traffic either way is closed after this, TLS handshake included (KENSHIN_IDLE_TIMEOUT_SECONDS). */
+  idleTimeoutSeconds: number;
+  /** Open connections at most (KENSHIN_MAX_CONNECTIONS). */
+  maxConnections: number;
+  /** Direct mode: open connections from one address at most, 0 = no cap (KENSHIN_MAX_CONNECTIONS_PER_ADDRESS). */
+  maxConnectionsPerAddress: number;
+}
+
 /** A TCP address, or a unix socket (proxy mode: nginx on the same machine). */
 export type ListenAddress = { host: string; port: number } | { socket: string };
 /**
@@ -68,6 +84,8 @@ export interface Config {
   sessionMaxHours: number;
   /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
   mintWorkers: number;
+  /** What a slow or idle client may hold (web/limits.ts). */
+  limits: ConnectionLimits;
   /** Days before expiry at which the tenant's contact is mailed (Japanese medical PKI practice). */
   reminderDays: number[];
   /** smtp://user:pass@host:587 (STARTTLS when offered) or smtps://… (TLS); unset: no mail is sent. */
@@ -116,6 +134,12 @@ export const SETTINGS = [
   'KENSHIN_SESSION_IDLE_MINUTES',
   'KENSHIN_SESSION_MAX_HOURS',
   'KENSHIN_MINT_WORKERS',
+  'KENSHIN_REQUEST_TIMEOUT_SECONDS',
+  'KENSHIN_HEADERS_TIMEOUT_SECONDS',
+  'KENSHIN_KEEPALIVE_TIMEOUT_SECONDS',
+  'KENSHIN_IDLE_TIMEOUT_SECONDS',
+  'KENSHIN_MAX_CONNECTIONS',
+  'KENSHIN_MAX_CONNECTIONS_PER_ADDRESS',
   'KENSHIN_REMINDER_DAYS',
   'KENSHIN_SMTP_URL',
   'KENSHIN_MAIL_FROM',
@@ -229,6 +253,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     sessionMaxHours: intSetting(env, 'KENSHIN_SESSION_MAX_HOURS', 12, 1, 168),
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
+    limits: {
+      requestTimeoutSeconds: intSetting(env, 'KENSHIN_REQUEST_TIMEOUT_SECONDS', 30, 1, 3600),
+      headersTimeoutSeconds: intSetting(env, 'KENSHIN_HEADERS_TIMEOUT_SECONDS', 10, 1, 3600),
+      keepAliveTimeoutSeconds: intSetting(env, 'KENSHIN_KEEPALIVE_TIMEOUT_SECONDS', 5, 1, 3600),
+      idleTimeoutSeconds: intSetting(env, 'KENSHIN_IDLE_TIMEOUT_SECONDS', 60, 1, 3600),
+      maxConnections: intSetting(env, 'KENSHIN_MAX_CONNECTIONS', 2000, 1, 1_000_000),
+      maxConnectionsPerAddress: intSetting(env, 'KENSHIN_MAX_CONNECTIONS_PER_ADDRESS', 100, 0, 1_000_000),
+    },
     reminderDays: parseDays(env.KENSHIN_REMINDER_DAYS ?? '90,60,30,15,7,3,1'),
     smtpUrl: env.KENSHIN_SMTP_URL || undefined,
     mailFrom: env.KENSHIN_MAIL_FROM ?? 'Kenshin Cloud <no-reply@kenshin.invalid>',
@@ -270,6 +302,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
   }
   if ('socket' in merged.listen && merged.mode !== 'proxy') {
     throw invalidInput('KENSHIN_LISTEN', 'a unix socket is for proxy mode (KENSHIN_MODE=proxy); direct mode listens on HOST:PORT');
+  }
+  if (merged.limits.headersTimeoutSeconds > merged.limits.requestTimeoutSeconds) {
+    throw invalidInput('KENSHIN_HEADERS_TIMEOUT_SECONDS', `must not be longer than KENSHIN_REQUEST_TIMEOUT_SECONDS (${merged.limits.requestTimeoutSeconds})`);
   }
   if (!/^[a-z0-9-]+$/.test(merged.proxyCertHeader)) throw invalidInput('KENSHIN_PROXY_CERT_HEADER', `"${merged.proxyCertHeader}" is not a header name`);
   if (merged.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(merged.databaseUrl)) {

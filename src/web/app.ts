@@ -19,6 +19,8 @@ import { errorPage } from './views/refusal.js';
 import { healthRoutes, type ReadinessProbe } from './health.js';
 import { securityHeaders } from './security-headers.js';
 import { OneLinePerRequest } from './logging.js';
+import { serverTimeoutOptions } from './limits.js';
+import type { ConnectionLimits } from '../config.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
 const STATUS: Partial<Record<RefusalCode, number>> = {
@@ -45,13 +47,18 @@ export interface BuildOptions {
   trustProxy?: string[];
   /** Readiness beyond "the database answers" (CA loaded, shutting down); server.ts supplies it. */
   readiness?: Omit<ReadinessProbe, 'db'>;
+  /** Timeouts of the listener (web/limits.ts). */
+  limits?: ConnectionLimits;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<FastifyInstance> {
   const presented = opts.presented;
+  const timeouts = opts.limits ? serverTimeoutOptions(opts.limits) : undefined;
+  const { handshakeTimeout, ...httpTimeouts } = timeouts?.server ?? {};
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger, logController: new OneLinePerRequest() } : { logger: false }),
-    ...(opts.https ? { https: opts.https } : {}),
+    ...(timeouts?.fastify ?? {}),
+    ...(opts.https ? { https: { ...opts.https, ...(timeouts ? { ...httpTimeouts, handshakeTimeout } : {}) } } : timeouts ? { http: httpTimeouts } : {}),
     ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
   // A TLS 1.2 renegotiation could present another certificate on the same connection; the

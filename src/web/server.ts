@@ -23,6 +23,7 @@ import { presentedFromProxy } from './proxy.js';
 import { presentedFromTls } from './context.js';
 import { purgeExpiredSessions } from '../identity/sessions.js';
 import { purgeLoginThrottle } from '../identity/throttle.js';
+import { capConnections } from './limits.js';
 import { checkReadiness } from './health.js';
 
 export interface RunningServer {
@@ -66,6 +67,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     {
       logger: requestLogger(config.logLevel, opts.logStream),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
+      limits: config.limits,
       ...(tlsMaterial
         ? { https: { key: tlsMaterial.key, cert: tlsMaterial.cert, ca: tlsMaterial.ca, requestCert: true, rejectUnauthorized: false }, presented: presentedFromTls(issuers) }
         : {
@@ -96,6 +98,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   }, 3600_000);
   housekeepingTimer.unref();
 
+  capConnections(app.server, config.limits, config.mode === 'direct');
   if (proxyIdentity) {
     const listener = 'socket' in config.listen ? 'unix' : 'tcp';
     app.server.on('connection', (socket: net.Socket) => proxyIdentity.accept(socket, listener));
