@@ -59,6 +59,14 @@ export async function currentCrlNamed(deps: Deps, name: string): Promise<NamedCr
   return source && { name: source.name, generation: source.generation, crl: await currentCrl(depsOf(deps, source)) };
 }
 
+/** The number of the stored CRL of one name (one indexed row, not its bytes): has a new one been published? */
+export async function storedCrlNumber(deps: Deps, name: string): Promise<number | undefined> {
+  const source = crlSources(deps.cas).find((s) => s.name === name);
+  if (!source) return undefined;
+  const row = await deps.db.selectFrom('crls').select('number').where('issuer_fingerprint', '=', await source.authority.issuingFingerprint()).executeTakeFirst();
+  return row?.number;
+}
+
 /** Every CRL, each regenerated when stale (a revocation since, or a day old). */
 export async function currentCrls(deps: Deps): Promise<NamedCrl[]> {
   const out: NamedCrl[] = [];

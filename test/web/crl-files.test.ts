@@ -1,0 +1,51 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makePortalWorld } from '../helpers/portal-world.js';
+import { revokeCertificate } from '../../src/certificates/service.js';
+import { publishCrlsFor } from '../../src/certificates/crl-set.js';
+import { run } from '../helpers/openssl.js';
+
+/** The CRLs are served like static files: kept ready, revalidated with ETag / Last-Modified. */
+describe('CRL files', async () => {
+  const w = await makePortalWorld('sqlite');
+  const { db } = w.runtime.database;
+  const anon = w.client();
+
+  test('ETag, Last-Modified, Expires at nextUpdate; 304 on revalidation; the same bytes each time', async () => {
+    const first = await anon.get('/crl/issuing.crl');
+    assert.equal(first.status, 200);
+    const etag = String(first.headers.etag);
+    assert.match(etag, /^"[A-Za-z0-9_-]{22}"$/);
+    assert.ok(first.headers['last-modified']);
+    const nextUpdate = /Next Update: (.+)\n/.exec(run('openssl', ['crl', '-inform', 'DER', '-noout', '-nextupdate'], first.body).replace('nextUpdate=', 'Next Update: ') + '\n')![1]!;
+    assert.equal(new Date(String(first.headers.expires)).getTime(), new Date(nextUpdate).getTime());
+    assert.match(String(first.headers['cache-control']), /^public, max-age=\d+$/);
+    const again = await anon.get('/crl/issuing.crl');
+    assert.deepEqual(again.body, first.body);
+    assert.equal(again.headers.etag, etag);
+    const revalidated = await anon.request('GET', '/crl/issuing.crl', { headers: { 'if-none-match': etag } });
+    assert.equal(revalidated.status, 304);
+    assert.equal(revalidated.body.length, 0);
+    const byDate = await anon.request('GET', '/crl/issuing.crl.pem', { headers: { 'if-modified-since': String(first.headers['last-modified']) } });
+    assert.equal(byDate.status, 304);
+    assert.equal((await anon.request('GET', '/crl/issuing.crl', { headers: { 'if-none-match': '"other"' } })).status, 200);
+    const bundle = await anon.get('/crl/bundle.pem');
+    assert.equal((await anon.request('GET', '/crl/bundle.pem', { headers: { 'if-none-match': String(bundle.headers.etag) } })).status, 304);
+  });
+
+  test('a revocation is served by the very next request, with a new ETag', async () => {
+    const before = await anon.get('/crl/issuing.crl');
+    const bundleBefore = await anon.get('/crl/bundle.pem');
+    const cert = await w.cert(100);
+    const revoked = await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'keyCompromise', actor: 'test' });
+    await publishCrlsFor({ db, clock: w.clock, cas: await w.runtime.caSet() }, [revoked.serial]);
+    const after = await anon.request('GET', '/crl/issuing.crl', { headers: { 'if-none-match': String(before.headers.etag) } });
+    assert.equal(after.status, 200, 'the old ETag no longer matches');
+    assert.notEqual(after.headers.etag, before.headers.etag);
+    assert.match(run('openssl', ['crl', '-inform', 'DER', '-noout', '-text'], after.body), new RegExp(`Serial Number: 0?${cert.row.serial.toUpperCase()}`));
+    const bundleAfter = await anon.get('/crl/bundle.pem');
+    assert.notEqual(bundleAfter.headers.etag, bundleBefore.headers.etag);
+    const issuingPem = run('openssl', ['crl', '-inform', 'DER'], after.body);
+    assert.ok(bundleAfter.text.includes(issuingPem.trim()), 'the bundle holds the new issuing CRL');
+  });
+});
