@@ -101,6 +101,8 @@ export interface Config {
   metricsListen: { host: string; port: number } | undefined;
   /** pino level of the JSON request log on stdout ('silent' turns it off). */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** `auto`: readable lines on a terminal, JSON otherwise (a journal, a file, a log shipper). */
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 export type ConfigOverrides = Partial<Config>;
@@ -147,6 +149,7 @@ export const SETTINGS = [
   'KENSHIN_PUBLIC_URL',
   'KENSHIN_METRICS_LISTEN',
   'KENSHIN_LOG_LEVEL',
+  'KENSHIN_LOG_FORMAT',
 ] as const;
 /** Settings whose values are secrets: never printed by `config check`. */
 export const SECRET_SETTINGS = new Set(['KENSHIN_CA_PASSPHRASE', 'KENSHIN_PACKAGE_KEY', 'KENSHIN_DATABASE_URL', 'KENSHIN_SMTP_URL']);
@@ -270,6 +273,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     publicUrlConfigured: Boolean(env.KENSHIN_PUBLIC_URL),
     metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
+    logFormat: oneOf(env, 'KENSHIN_LOG_FORMAT', ['auto', 'json', 'pretty'] as const, 'auto'),
   };
   const merged: Config = { ...base };
   for (const [k, v] of Object.entries(overrides)) {

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 
 /**
@@ -11,6 +12,12 @@ export const REDACT = [
   'req.headers.cookie',
   'req.headers.authorization',
   'res.headers["set-cookie"]',
+  // Top level and one level down: pino's `*.x` does not match a top-level `x`.
+  'password',
+  'pass',
+  'token',
+  'privateKey',
+  'pkcs12',
   '*.password',
   '*.pass',
   '*.token',
@@ -18,8 +25,17 @@ export const REDACT = [
   '*.pkcs12',
 ];
 
-export function requestLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'kenshin' } }, destination ?? process.stdout);
+/**
+ * JSON for machines; on a terminal (`npm start`, a newcomer watching) readable lines instead, with
+ * the same redaction (pino redacts before the line is formatted).
+ */
+export function requestLogger(level: string, destination?: NodeJS.WritableStream, format: 'auto' | 'json' | 'pretty' = 'auto'): Logger {
+  const out = destination ?? process.stdout;
+  const readable = format === 'pretty' || (format === 'auto' && (out as { isTTY?: boolean }).isTTY === true);
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'kenshin' } };
+  if (!readable) return pino(options, out);
+  // sync: lines appear in order with the CLI's own output, and none is lost at exit.
+  return pino(options, pretty({ destination: out, sync: true, colorize: (out as { isTTY?: boolean }).isTTY === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss', ignore: 'pid,hostname,service' }));
 }
 
 /**

@@ -65,7 +65,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const app = await buildApp(
     { runtime, renewal, csrfKey, metrics },
     {
-      logger: requestLogger(config.logLevel, opts.logStream),
+      logger: requestLogger(config.logLevel, opts.logStream, config.logFormat),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
       limits: config.limits,
       ...(tlsMaterial

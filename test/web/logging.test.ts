@@ -64,3 +64,25 @@ test('the request log of a full renewal holds no password, package password, key
   for (const [what, secret] of Object.entries(secrets)) assert.ok(!log.includes(secret), `${what} must not be in the log`);
   assert.doesNotMatch(log, /PRIVATE KEY/);
 });
+
+test('on a terminal the log is readable lines, not JSON, and still redacted; elsewhere JSON', async () => {
+  const { requestLogger } = await import('../../src/web/logging.js');
+  const capture = (isTTY: boolean) => {
+    let out = '';
+    const sink = Object.assign(new Writable({ write: (chunk: Buffer, _enc, done) => ((out += chunk.toString('utf8')), done()) }), { isTTY });
+    return { sink, text: () => out };
+  };
+  const tty = capture(true);
+  requestLogger('info', tty.sink).info({ req: { headers: { cookie: 'kenshin_session=SECRET' } }, password: 'hunter2' }, 'request completed');
+  assert.match(tty.text(), /request completed/);
+  assert.throws(() => JSON.parse(tty.text().trim()), 'not a JSON line');
+  assert.doesNotMatch(tty.text(), /SECRET|hunter2/);
+  const pipe = capture(false);
+  requestLogger('info', pipe.sink).info({ password: 'hunter2' }, 'request completed');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((JSON.parse(pipe.text().trim()) as { msg: string }).msg, 'request completed');
+  const forced = capture(true);
+  requestLogger('info', forced.sink, 'json').info('x');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((JSON.parse(forced.text().trim()) as { msg: string }).msg, 'x', 'KENSHIN_LOG_FORMAT=json on a terminal');
+});
