@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
@@ -6,8 +7,14 @@ import { formatDateJst } from '../ca/friendly-name.js';
 /**
  * What an operator needs to see first: who is about to expire without having renewed. Counts and
  * the monthly series include only valid certificates without a successor (renewed ones are done).
+ *
+ * Built for a million certificates: the database counts (one aggregate for the buckets, a range
+ * count per month for the 36-month series; no row reaches JavaScript), and the tenants to chase are one page at a
+ * time, keyed on (expiry, id) rather than OFFSET so a late page costs what the first does. Reading
+ * every row of the next three years into objects took 13.8 s at 1M certificates.
  */
 export const DASHBOARD_BUCKETS = [15, 30, 60, 90] as const;
+export const DASHBOARD_PAGE = 50;
 
 export interface ExpiringTenant {
   tenantCode: string;
@@ -22,55 +29,109 @@ export interface Dashboard {
   buckets: { days: number; count: number }[];
   /** 36 months from this month (Japan time): "YYYY-MM" and how many expire in it. */
   months: { month: string; count: number }[];
+  /** One page of the certificates expiring within 90 days, soonest first. */
   expiringTenants: ExpiringTenant[];
+  /** The cursor of the next page, when there is one. */
+  next: string | undefined;
 }
 
-export async function dashboard(db: Db, clock: Clock): Promise<Dashboard> {
-  const now = clock.now();
-  const horizon = new Date(now.getTime() + 3 * 366 * DAY_MS);
-  const rows = await db
-    .selectFrom('certificates as c')
-    .innerJoin('tenants as t', 't.id', 'c.tenant_id')
-    .select(['c.id', 'c.serial', 'c.not_after', 't.code', 't.name', 't.contact_email'])
-    .where('c.status', '=', 'active')
-    .where('c.not_after', '>', now.toISOString())
-    .where('c.not_after', '<=', horizon.toISOString())
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('certificates as s').select('s.id').whereRef('s.predecessor_id', '=', 'c.id'))))
-    .orderBy('c.not_after')
-    .execute();
+/** A page position: the last row's expiry and id, opaque to the browser. */
+export function encodeCursor(notAfter: string, id: number): string {
+  return Buffer.from(`${notAfter}|${id}`).toString('base64url');
+}
 
-  const buckets = DASHBOARD_BUCKETS.map((days) => ({ days, count: rows.filter((r) => new Date(r.not_after).getTime() - now.getTime() <= days * DAY_MS).length }));
-  const first = formatDateJst(now).slice(0, 7);
-  const months: { month: string; count: number }[] = [];
-  let [y, m] = first.split('-').map(Number) as [number, number];
-  for (let i = 0; i < 36; i++) {
-    months.push({ month: `${y}-${String(m).padStart(2, '0')}`, count: 0 });
+export function decodeCursor(cursor: string | undefined): { notAfter: string; id: number } | undefined {
+  if (!cursor) return undefined;
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\|(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? { notAfter: m[1]!, id: Number(m[2]) } : undefined;
+}
+
+/** The first instant (UTC) of each of the 37 Japan-time months from this one: the series' edges. */
+function monthEdges(now: Date): { labels: string[]; edges: string[] } {
+  let [y, m] = formatDateJst(now).slice(0, 7).split('-').map(Number) as [number, number];
+  const labels: string[] = [];
+  const edges: string[] = [];
+  for (let i = 0; i <= 36; i++) {
+    // Midnight of the 1st in Japan (UTC+9, no daylight saving) is 15:00 UTC the day before.
+    edges.push(new Date(Date.UTC(y, m - 1, 1) - 9 * 3_600_000).toISOString());
+    if (i < 36) labels.push(`${y}-${String(m).padStart(2, '0')}`);
     if (++m > 12) [y, m] = [y + 1, 1];
   }
-  for (const r of rows) {
-    const slot = months.find((x) => x.month === formatDateJst(new Date(r.not_after)).slice(0, 7));
-    if (slot) slot.count++;
-  }
+  return { labels, edges };
+}
 
-  const soon = rows.filter((r) => new Date(r.not_after).getTime() - now.getTime() <= 90 * DAY_MS);
-  // The certificates are named by the same date range, not by an IN list of their ids: with tens of
-  // thousands expiring, such a list exceeds the database's limit on query parameters.
-  const reminders = soon.length
+export async function dashboard(db: Db, clock: Clock, opts: { after?: string | undefined } = {}): Promise<Dashboard> {
+  const now = clock.now();
+  const within = (days: number) => new Date(now.getTime() + days * DAY_MS).toISOString();
+
+  const counts = await openCertificates(db, now)
+    .select(DASHBOARD_BUCKETS.map((days) => sql<number>`coalesce(sum(case when c.not_after <= ${within(days)} then 1 else 0 end), 0)`.as(`d${days}`)))
+    .where('c.not_after', '<=', within(90))
+    .executeTakeFirstOrThrow();
+  const buckets = DASHBOARD_BUCKETS.map((days) => ({ days, count: Number((counts as Record<string, unknown>)[`d${days}`] ?? 0) }));
+
+  const { labels, edges } = monthEdges(now);
+  // One range count per month rather than one grouped query with a 36-branch CASE: each is an
+  // index range scan (certificates_open), four times faster in all than evaluating the CASE per row.
+  const months = await Promise.all(
+    labels.map(async (month, i) => {
+      // This month counts from now (what has expired is not open); later months from their 1st.
+      const from = new Date(edges[i]!);
+      const r = await (from > now ? openCertificates(db, from, true) : openCertificates(db, now))
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('c.not_after', '<', edges[i + 1]!)
+        .executeTakeFirstOrThrow();
+      return { month, count: Number(r.n) };
+    }),
+  );
+  const page = await expiringPage(db, clock, opts.after);
+  return { buckets, months, expiringTenants: page.rows, next: page.next };
+}
+
+/** One page of the valid, not renewed certificates expiring within 90 days, soonest first, after a cursor. */
+export async function expiringPage(db: Db, clock: Clock, cursor?: string): Promise<{ rows: ExpiringTenant[]; next: string | undefined }> {
+  const now = clock.now();
+  const after = decodeCursor(cursor);
+  const page = await openCertificates(db, now)
+    .innerJoin('tenants as t', 't.id', 'c.tenant_id')
+    .select(['c.id', 'c.serial', 'c.not_after', 't.code', 't.name', 't.contact_email'])
+    .where('c.not_after', '<=', new Date(now.getTime() + 90 * DAY_MS).toISOString())
+    .$if(after !== undefined, (q) => q.where((eb) => eb.or([eb('c.not_after', '>', after!.notAfter), eb.and([eb('c.not_after', '=', after!.notAfter), eb('c.id', '>', after!.id)])])))
+    .orderBy('c.not_after')
+    .orderBy('c.id')
+    .limit(DASHBOARD_PAGE + 1)
+    .execute();
+  const rows = page.slice(0, DASHBOARD_PAGE);
+  const reminders = rows.length
     ? await db
-        .selectFrom('reminders as r')
-        .innerJoin('certificates as c', 'c.id', 'r.certificate_id')
-        .select(['r.certificate_id', (eb) => eb.fn.max('r.sent_at').as('last')])
-        .where('r.status', '=', 'sent')
-        .where('c.status', '=', 'active')
-        .where('c.not_after', '>', now.toISOString())
-        .where('c.not_after', '<=', new Date(now.getTime() + 90 * DAY_MS).toISOString())
-        .groupBy('r.certificate_id')
+        .selectFrom('reminders')
+        .select(['certificate_id', (eb) => eb.fn.max('sent_at').as('last')])
+        .where('status', '=', 'sent')
+        .where(
+          'certificate_id',
+          'in',
+          rows.map((r) => r.id),
+        )
+        .groupBy('certificate_id')
         .execute()
     : [];
   const last = new Map(reminders.map((r) => [r.certificate_id, r.last as string | null]));
+  const tail = rows[rows.length - 1];
   return {
-    buckets,
-    months,
-    expiringTenants: soon.map((r) => ({ tenantCode: r.code, tenantName: r.name, contactEmail: r.contact_email, serial: r.serial, notAfter: r.not_after, lastReminderAt: last.get(r.id) ?? null })),
+    rows: rows.map((r) => ({ tenantCode: r.code, tenantName: r.name, contactEmail: r.contact_email, serial: r.serial, notAfter: r.not_after, lastReminderAt: last.get(r.id) ?? null })),
+    next: page.length > DASHBOARD_PAGE && tail ? encodeCursor(tail.not_after, tail.id) : undefined,
   };
+}
+
+/**
+ * Valid, not renewed: the certificates every figure of the dashboard counts, expiring after `from`.
+ * Callers give the one lower bound their range has: with two (after now, and from the 1st of a
+ * month) SQLite scans from the lower of them, and the 36 monthly counts took 500 ms instead of 80.
+ */
+function openCertificates(db: Db, from: Date, inclusive = false) {
+  return db
+    .selectFrom('certificates as c')
+    .where('c.status', '=', 'active')
+    .where('c.not_after', inclusive ? '>=' : '>', from.toISOString())
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('certificates as s').select('s.id').whereRef('s.predecessor_id', '=', 'c.id'))));
 }

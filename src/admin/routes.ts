@@ -37,7 +37,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/admin', async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
-    return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock)));
+    const after = (req.query as Record<string, unknown>).after;
+    return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock, { after: typeof after === 'string' ? after : undefined })));
   });
 
   app.get('/admin/certificates', async (req, reply) => {

@@ -14,34 +14,41 @@ function adminLayout(ctx: PageContext, title: string, body: Html) {
   );
 }
 
-/** Expirations per month as a server-rendered SVG bar chart (no script, CSP-safe). */
+/**
+ * Expirations per month as a server-rendered SVG bar chart (no script, CSP-safe): each bar with its
+ * count above it, a month label every third bar, and a baseline, so it reads without hovering.
+ */
 function monthChart(months: Dashboard['months']): Html {
   const w = 720;
-  const h = 180;
+  const h = 200;
+  const top = 14;
+  const base = h - 18;
   const barW = w / months.length;
   const max = Math.max(1, ...months.map((m) => m.count));
   const bars = months.map((m, i) => {
-    const bh = Math.round((m.count / max) * (h - 30));
-    const x = (i * barW + 2).toFixed(1);
-    const label = i % 6 === 0 ? html`<text x="${x}" y="${h - 2}" font-size="10" fill="#5b6675">${m.month}</text>` : '';
-    return html`<g><title>${m.month}: ${m.count}</title><rect x="${x}" y="${h - 16 - bh}" width="${(barW - 4).toFixed(1)}" height="${bh}" fill="#1f5fae"></rect>${label}</g>`;
+    const bh = Math.round((m.count / max) * (base - top - 4));
+    const x = i * barW + 2;
+    const label = i % 3 === 0 ? html`<text x="${x.toFixed(1)}" y="${h - 4}" font-size="10" fill="#5b6675">${m.month}</text>` : '';
+    const value = m.count > 0 ? html`<text x="${(x + (barW - 4) / 2).toFixed(1)}" y="${base - bh - 3}" font-size="9" text-anchor="middle" fill="#1b2430">${m.count.toLocaleString('en')}</text>` : '';
+    return html`<g><title>${m.month}: ${m.count}</title><rect x="${x.toFixed(1)}" y="${base - bh}" width="${(barW - 4).toFixed(1)}" height="${bh}" fill="#1f5fae"></rect>${value}${label}</g>`;
   });
-  return html`<svg id="expiry-chart" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="expirations per month">${bars}</svg>`;
+  return html`<svg id="expiry-chart" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="expirations per month"><line x1="0" y1="${base}" x2="${w}" y2="${base}" stroke="#9aa4b1" stroke-width="1"></line>${bars}</svg>`;
 }
 
 export function dashboardPage(ctx: PageContext, d: Dashboard) {
   const { t } = ctx;
+  const total = d.buckets.find((b) => b.days === 90)?.count ?? 0;
   return adminLayout(
     ctx,
     t('admin.nav.dashboard'),
-    html`<section class="card"><dl class="facts" id="buckets">${d.buckets.map((b) => html`<dt>${t('admin.expiringWithin', { days: b.days })}</dt><dd id="bucket-${b.days}">${b.count}</dd>`)}</dl></section>
+    html`<section class="tiles" id="buckets">${d.buckets.map((b) => html`<div class="tile"><span class="tile-label">${t('admin.expiringWithin', { days: b.days })}</span><span class="tile-value" id="bucket-${b.days}">${b.count}</span></div>`)}</section>
 <section class="card"><h2>${t('admin.perMonth')}</h2>${monthChart(d.months)}</section>
-<section class="card"><h2>${t('admin.expiringTenants')}</h2>
+<section class="card"><h2>${t('admin.expiringTenants')} <small>(${total.toLocaleString('en')})</small></h2>
 ${
   d.expiringTenants.length
-    ? html`<table class="list" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
-${d.expiringTenants.map((e) => html`<tr><td>${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${e.serial}</code></a></td><td>${date(e.notAfter)}</td><td>${e.contactEmail ?? '—'}</td><td>${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
-</tbody></table>`
+    ? html`<table class="list wide" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
+${d.expiringTenants.map((e) => html`<tr><td>${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${e.serial}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td>${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
+</tbody></table>${d.next ? html`<p class="pager"><a href="/admin?after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
     : html`<p>${t('admin.none')}</p>`
 }</section>`,
   );

@@ -11,6 +11,7 @@ import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
 import * as m009 from './migrations/009_login_window.js';
+import * as m011 from './migrations/011_open_certificates_index.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -31,6 +32,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '005_deliveries': m005,
   '006_revoked_index': m006,
   '009_login_window': m009,
+  '011_open_certificates_index': m011,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { testDialects } from '../helpers/databases.js';
 import { makeWorld } from '../helpers/world.js';
 import { addTenant } from '../../src/tenancy/service.js';
-import { dashboard } from '../../src/admin/dashboard.js';
+import { dashboard, expiringPage, DASHBOARD_PAGE } from '../../src/admin/dashboard.js';
 import { DAY_MS } from '../../src/clock.js';
 
 /**
@@ -33,17 +33,40 @@ for (const dialect of testDialects()) {
     const sentAt = new Date(now - DAY_MS).toISOString();
     await db.insertInto('reminders').values({ certificate_id: reminded.id, threshold: 30, status: 'sent', recipient: 'office@yamada.example.jp', claimed_at: sentAt, sent_at: sentAt }).execute();
 
-    test('counts and lists every one, with the date of its last reminder', async () => {
+    test('counts every one; the pages list every one once, with the date of its last reminder', async () => {
       const d = await dashboard(db, w.clock);
       assert.deepEqual(
         d.buckets.map((b) => b.count),
         [0, EXPIRING, EXPIRING, EXPIRING],
       );
-      assert.equal(d.expiringTenants.length, EXPIRING);
-      const withReminder = d.expiringTenants.filter((e) => e.lastReminderAt !== null);
-      assert.equal(withReminder.length, 1);
-      assert.equal(withReminder[0]!.lastReminderAt, sentAt);
       assert.equal(d.months.reduce((n, m) => n + m.count, 0), EXPIRING);
+      assert.equal(d.expiringTenants.length, DASHBOARD_PAGE);
+      assert.ok(d.next);
+      // Walk the pages as the console's 「次の50件」 link does.
+      const seen = new Set<string>();
+      let withReminder: (string | null)[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await expiringPage(db, w.clock, cursor);
+        for (const e of page.rows) {
+          assert.ok(!seen.has(e.serial), `${e.serial} listed twice`);
+          seen.add(e.serial);
+        }
+        withReminder = withReminder.concat(page.rows.filter((e) => e.lastReminderAt !== null).map((e) => e.lastReminderAt));
+        cursor = page.next;
+        pages++;
+      } while (cursor);
+      assert.equal(seen.size, EXPIRING);
+      assert.equal(pages, Math.ceil(EXPIRING / DASHBOARD_PAGE));
+      assert.deepEqual(withReminder, [sentAt]);
+    });
+
+    test('a cursor that is not one of ours is the first page, not an error', async () => {
+      const first = await expiringPage(db, w.clock);
+      for (const bad of ['', 'x', Buffer.from(`${new Date().toISOString()}|1 or 1=1`).toString('base64url')]) {
+        assert.deepEqual((await expiringPage(db, w.clock, bad)).rows.map((r) => r.serial), first.rows.map((r) => r.serial));
+      }
     });
   });
 }

@@ -163,6 +163,7 @@ export const en: Catalog = {
   'admin.perMonth': 'Expirations per month (next 36 months, not yet renewed)',
   'admin.expiringTenants': 'Tenants expiring within 90 days without a renewal',
   'admin.lastReminder': 'Last reminder',
+  'admin.nextPage': 'Next 50 →',
   'admin.none': 'None',
   'admin.tenant': 'Tenant',
   'admin.contact': 'Contact',

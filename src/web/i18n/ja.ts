@@ -159,6 +159,7 @@ export const ja = {
   'admin.perMonth': '月別の有効期限 (今後36か月、未更新のみ)',
   'admin.expiringTenants': '90日以内に期限切れで未更新の契約先',
   'admin.lastReminder': '最終リマインダー',
+  'admin.nextPage': '次の50件 →',
   'admin.none': 'ありません',
   'admin.tenant': '契約先',
   'admin.contact': '連絡先',
