@@ -17,6 +17,7 @@ export type RefusalCode =
   | 'ca_key_unreadable'
   | 'ca_rotation_conflict'
   | 'data_dir_not_writable'
+  | 'data_dir_exposed'
   | 'data_dir_locked'
   | 'output_not_writable'
   // Backup and restore

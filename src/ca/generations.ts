@@ -124,7 +124,7 @@ export function finishPendingRotation(paths: DataPaths): boolean {
     return false;
   }
   writeFileAtomic(paths.issuingKey, fs.readFileSync(path.join(next, 'issuing.key')), 0o600);
-  writeFileAtomic(paths.issuingCert, fs.readFileSync(path.join(next, 'issuing.crt')));
+  writeFileAtomic(paths.issuingCert, fs.readFileSync(path.join(next, 'issuing.crt')), 0o600);
   // The certificate first: once it is gone next/ no longer counts as the current CA, and
   // issuing.* already holds the same pair.
   fs.rmSync(path.join(next, 'issuing.crt'), { force: true });

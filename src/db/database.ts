@@ -11,6 +11,7 @@ import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
 import { Refusal } from '../errors.js';
+import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Schema>;
@@ -62,7 +63,10 @@ export function openDatabase(opts: OpenOptions): Database {
   if (!opts.create && !fs.existsSync(opts.sqliteFile)) {
     throw new Refusal('not_initialized', `no database at ${opts.sqliteFile}: run \`kenshin init\` first`, { field: opts.sqliteFile });
   }
-  fs.mkdirSync(path.dirname(opts.sqliteFile), { recursive: true });
+  ensurePrivateDir(path.dirname(opts.sqliteFile));
+  // Created 0600 before SQLite opens it: SQLite would create it 0666 minus the umask, and gives the
+  // -wal and -shm files the database file's mode.
+  if (opts.create) ensurePrivateFile(opts.sqliteFile);
   const sqlite = new SqliteDatabase(opts.sqliteFile);
   // WAL: readers never wait for the writer; busy_timeout: a second process (CLI beside the server) waits instead of failing.
   sqlite.pragma('journal_mode = WAL');

@@ -7,6 +7,7 @@ import { openDatabase, MIGRATIONS } from '../db/database.js';
 import { x509 } from '../ca/x509.js';
 import { splitPemCertificates } from '../web/tls.js';
 import { DAY_MS } from '../clock.js';
+import { exposedRefusal, looseEntries } from '../private-files.js';
 
 /**
  * `kenshin config check`: everything `serve` would trip over, found before it starts — each finding
@@ -81,6 +82,10 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
       findings.push({ severity: 'error', subject: 'KENSHIN_CA_PASSPHRASE', message: `the issuing CA key does not open: ${(e as Error).message}` });
     }
   }
+
+  // Nobody but the service account may read the data directory: serve refuses otherwise.
+  const loose = looseEntries(paths.dataDir);
+  if (loose.length) findings.push({ severity: 'error', subject: 'KENSHIN_DATA_DIR', message: exposedRefusal(paths.dataDir, loose[0]!, loose.length - 1).message });
 
   // The database: reachable, and how far migrated (serve migrates the rest at start).
   if (config.databaseUrl || fs.existsSync(paths.sqliteFile)) {

@@ -3,6 +3,7 @@ import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
 import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
+import { assertPrivate } from '../../private-files.js';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -42,6 +43,7 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
         // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
         const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
         if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
+        assertPrivate(config.dataDir);
         const server = await startServer(config);
         io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${config.trustedProxies.join(', ')})` : ''}\n`);
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
