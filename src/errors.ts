@@ -20,6 +20,7 @@ export type RefusalCode =
   | 'data_dir_exposed'
   | 'data_dir_locked'
   | 'output_not_writable'
+  | 'nothing_to_recover'
   // Backup and restore
   | 'backup_damaged'
   // Renewal and the portal

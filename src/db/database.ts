@@ -10,6 +10,7 @@ import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
+import * as m008 from './migrations/008_handovers.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -30,6 +31,8 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '004_reminders': m004,
   '005_deliveries': m005,
   '006_revoked_index': m006,
+  // 007 is another change's (it lands separately).
+  '008_handovers': m008,
 };
 
 class StaticProvider implements MigrationProvider {
