@@ -15,6 +15,8 @@ export type RefusalCode =
   | 'already_initialized'
   | 'not_initialized'
   | 'ca_key_unreadable'
+  | 'ca_file_damaged'
+  | 'database_unreadable'
   | 'ca_rotation_conflict'
   | 'data_dir_not_writable'
   | 'data_dir_exposed'

@@ -74,7 +74,12 @@ export function readCertificate(file: string): x509.X509Certificate {
   } catch {
     throw new Refusal('not_initialized', `no CA at ${file}: run \`kenshin init\` first`, { field: file });
   }
-  return new x509.X509Certificate(pem);
+  try {
+    return new x509.X509Certificate(pem);
+  } catch {
+    // The parser's own message ("Unsupported format of 'raw' argument") names neither the file nor a way out.
+    throw new Refusal('ca_file_damaged', `${file} is not a PEM certificate (damaged?): restore it from a backup (kenshin restore, or the same file of a \`kenshin backup\` directory)`, { field: file });
+  }
 }
 
 /** The CA that signs new certificates: ca/next while a rotation finishes, else ca/issuing.*. */

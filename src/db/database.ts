@@ -71,8 +71,16 @@ export function openDatabase(opts: OpenOptions): Database {
   // -wal and -shm files the database file's mode.
   if (opts.create) ensurePrivateFile(opts.sqliteFile);
   const sqlite = new SqliteDatabase(opts.sqliteFile);
-  // WAL: readers never wait for the writer; busy_timeout: a second process (CLI beside the server) waits instead of failing.
-  sqlite.pragma('journal_mode = WAL');
+  try {
+    // WAL: readers never wait for the writer; also the first read of the file, so a damaged one is found here.
+    sqlite.pragma('journal_mode = WAL');
+  } catch (e) {
+    sqlite.close();
+    const code = (e as { code?: string }).code ?? '';
+    if (!['SQLITE_NOTADB', 'SQLITE_CORRUPT'].includes(code)) throw e;
+    throw new Refusal('database_unreadable', `${opts.sqliteFile} is not a readable SQLite database (${(e as Error).message}): restore the data directory from a backup (kenshin restore --from DIR, into an empty data directory)`, { field: opts.sqliteFile });
+  }
+  // busy_timeout: a second process (CLI beside the server) waits instead of failing.
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks } from '../../certificates/service.js';
 import type { ValidityRequest } from '../../certificates/validity.js';
-import { invalidInput } from '../../errors.js';
+import { Refusal, invalidInput, isRefusal } from '../../errors.js';
 import { table } from '../output.js';
 import type { KeyType, Pkcs12ProfileName } from '../../config.js';
 import { publishCrlsFor } from '../../certificates/crl-set.js';
@@ -217,12 +217,21 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
     .action(async (serial: string, o: { reason: string; withSuccessors?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         const rt = await runtime();
+        // The CA keys must open before anything changes: a revocation is only effective at the
+        // proxies once it is on a CRL, and a wrong passphrase used to revoke with only a warning.
+        let cas;
+        try {
+          cas = await rt.caSet();
+        } catch (e) {
+          if (isRefusal(e)) throw new Refusal(e.code, `${e.message}; nothing was revoked (the CRL is published at once, so the CA key must open first)`, { field: e.field ?? 'KENSHIN_CA_PASSPHRASE' });
+          throw e;
+        }
         const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR, withSuccessors: Boolean(o.withSuccessors) });
         // Publish at once, on the CRL of each CA that issued a revoked certificate, so proxies see it;
-        // if the CA keys are unavailable here, `serve` republishes within the hour.
+        // if that fails now (the database, say), `serve` republishes within the hour.
         let crls: { name: string; number: number }[] = [];
         try {
-          crls = (await publishCrlsFor({ db: rt.database.db, clock: rt.clock, cas: await rt.caSet() }, [c.serial, ...c.alsoRevoked])).map((p) => ({ name: p.name, number: p.crl.number }));
+          crls = (await publishCrlsFor({ db: rt.database.db, clock: rt.clock, cas }, [c.serial, ...c.alsoRevoked])).map((p) => ({ name: p.name, number: p.crl.number }));
         } catch (e) {
           io.stderr(`kenshin: warning: revoked, but the CRL could not be published now (${(e as Error).message}); kenshin serve will publish it\n`);
         }
