@@ -106,12 +106,17 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * was reached (`message`), then exits as the signal would. Returns the function that stops it.
  */
 export function onInterrupt(cleanup: () => void): () => void {
+  let interrupted = false;
   const handlers = SIGNALS.map((sig) => {
+    // `on`, not `once`: with no listener left Node restores the default action, and a second
+    // Ctrl-C arriving during the cleanup would kill the process before the temp file is removed.
     const handler = () => {
+      if (interrupted) return;
+      interrupted = true;
       cleanup();
       process.exit(128 + (os.constants.signals[sig] ?? 0));
     };
-    process.once(sig, handler);
+    process.on(sig, handler);
     return [sig, handler] as const;
   });
   return () => {

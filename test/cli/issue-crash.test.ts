@@ -182,6 +182,23 @@ for (const dialect of testDialects()) {
       }
     });
 
+    test('SIGTERM while the file is being produced removes the temp file and says what to do', async () => {
+      const out = path.join(outDir, 'term.p12');
+      const child = spawn(process.execPath, [BIN, 'cert', 'issue', '--tenant', 'T0001', '--key', 'p256', '--out', out], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+      const tmp = path.join(outDir, `.term.p12.kenshin-${child.pid}.tmp`);
+      const ended = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
+      // As soon as the temp file is claimed (the handlers are in place from then on).
+      const watch = setInterval(() => fs.existsSync(tmp) && child.kill('SIGTERM'), 1);
+      const code = await ended;
+      clearInterval(watch);
+      assert.ok(!fs.existsSync(tmp), 'temp file removed');
+      if (code === 0) return; // it finished before the signal arrived: nothing to check
+      assert.equal(code, 143, stderr);
+      assert.match(stderr, /^kenshin: interrupted(; `kenshin cert recover` lists| after certificate [0-9a-f]+ was registered: get its file and password with `kenshin cert recover)/);
+    });
+
     test('a temp file of a live process is left alone; one of a dead process is removed', async () => {
       const live = path.join(outDir, `.x.p12.kenshin-${process.ppid}.tmp`);
       const dead = path.join(outDir, '.y.p12.kenshin-999999999.tmp');

@@ -7,7 +7,7 @@ import { table } from '../output.js';
 import type { KeyType, Pkcs12ProfileName } from '../../config.js';
 import { publishCrlsFor } from '../../certificates/crl-set.js';
 import { completeHandover, holdHandover, openHandover, pendingHandovers } from '../../certificates/handover.js';
-import { claimP12Output, onInterrupt } from '../p12-file.js';
+import { claimP12Output, onInterrupt, type PendingP12 } from '../p12-file.js';
 
 const ACTOR = 'cli';
 
@@ -88,16 +88,18 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
         const rt = await runtime();
         const deps = await rt.certificateDeps();
         const vault = rt.packageVault();
-        const file = claimP12Output(o.out);
         // The order makes a crash at any instant recoverable: the finished file is written before
         // the commit; the commit registers the certificate with its file and password sealed
         // (handover.ts); then the file is linked into place, the password printed, the seal wiped.
+        // The signal handlers come first: a signal right after the claim must not leave the temp file.
         let registered: string | undefined;
+        let claimed: PendingP12 | undefined;
         const release = onInterrupt(() => {
-          file.abandon();
+          claimed?.abandon();
           io.stderr(registered ? `kenshin: interrupted after certificate ${registered} was registered: ${recoverHint(registered)}\n` : 'kenshin: interrupted; `kenshin cert recover` lists any certificate registered without its password printed\n');
         });
         try {
+          const file = (claimed = claimP12Output(o.out));
           const hooks: IssueHooks = {
             beforeCommit: (m) => file.write(m.pkcs12),
             inTransaction: (trx, row, m, now) => holdHandover(trx, vault, row, m, req.profile, file.target, now),
@@ -156,9 +158,10 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
           return;
         }
         const h = await openHandover({ db: rt.database.db, clock: rt.clock, vault: rt.packageVault() }, serial);
-        const file = claimP12Output(o.out!);
-        const release = onInterrupt(() => file.abandon());
+        let claimed: PendingP12 | undefined;
+        const release = onInterrupt(() => claimed?.abandon());
         try {
+          const file = (claimed = claimP12Output(o.out!));
           try {
             file.write(h.pkcs12);
             file.publish();
