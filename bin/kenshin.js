@@ -4,5 +4,9 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// Whatever the umask of the shell or unit that started us (0022 for `npm start`), nothing Kenshin
+// creates is readable by others; files meant to be shared (nginx's bundles, the proxy socket) set
+// their mode explicitly. src/private-files.ts sets the data directory's modes explicitly as well.
+process.umask(0o077);
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);

@@ -15,10 +15,14 @@ export type RefusalCode =
   | 'already_initialized'
   | 'not_initialized'
   | 'ca_key_unreadable'
+  | 'ca_file_damaged'
+  | 'database_unreadable'
   | 'ca_rotation_conflict'
   | 'data_dir_not_writable'
+  | 'data_dir_exposed'
   | 'data_dir_locked'
   | 'output_not_writable'
+  | 'nothing_to_recover'
   // Backup and restore
   | 'backup_damaged'
   // Renewal and the portal

@@ -5,7 +5,7 @@ import type { IssuingAuthority } from './ca/authority.js';
 import { systemClock, type Clock } from './clock.js';
 import type { CertificateDeps } from './certificates/service.js';
 import type { RenewalDeps } from './renewal/service.js';
-import { loadPackageKey, packageVault } from './renewal/package-vault.js';
+import { loadPackageKey, packageVault, type PackageVault } from './renewal/package-vault.js';
 import { inProcessMinter, type Minter } from './ca/mint.js';
 
 /**
@@ -26,6 +26,8 @@ export interface Runtime {
   /** Services' collaborators; minting happens in this thread unless a minter (e.g. a worker pool) is given. */
   certificateDeps(minter?: Minter): Promise<CertificateDeps>;
   renewalDeps(minter?: Minter): Promise<RenewalDeps>;
+  /** Seals renewal packages, console deliveries and CLI handovers (the package key, read once). */
+  packageVault(): PackageVault;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
   let authority: Promise<IssuingAuthority> | undefined;
   const getAuthority = () => (authority ??= loadIssuingAuthority(paths, config.caPassphrase, config.crlUrl));
   let caSet: Promise<CaSet> | undefined;
+  let vault: PackageVault | undefined;
   const runtime: Runtime = {
     config,
     paths,
@@ -58,11 +61,12 @@ export async function openRuntime(config: Config, opts: { clock?: Clock; create?
       const c = await runtime.certificateDeps(minter);
       return {
         ...c,
-        vault: packageVault(loadPackageKey(config.packageKey, paths.packageKeyFile)),
+        vault: runtime.packageVault(),
         windowDays: config.renewalWindowDays,
         packageDays: config.packageDays,
       };
     },
+    packageVault: () => (vault ??= packageVault(loadPackageKey(config.packageKey, paths.packageKeyFile))),
     close: () => database.close(),
   };
   return runtime;

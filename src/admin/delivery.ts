@@ -5,23 +5,26 @@ import { DAY_MS } from '../clock.js';
 import type { PackageVault } from '../renewal/package-vault.js';
 import { appendAudit } from '../audit/log.js';
 import { Refusal } from '../errors.js';
-import type { IssueResult } from '../certificates/service.js';
+import type { CertificateRow } from '../db/schema.js';
+import type { Minted } from '../ca/mint.js';
 
 /**
  * Out-of-band delivery of a certificate an operator issued: the .p12 can be downloaded once by
  * that operator (within a day), the password is shown once on the issue page and never stored.
+ * Called inside the issuing transaction (IssueHooks.inTransaction): a crash between two commits
+ * would otherwise leave a registered certificate with no file to download.
  */
-export async function holdForDelivery(deps: { db: Db; clock: Clock; vault: PackageVault }, issued: IssueResult, operator: { id: number; loginId: string }): Promise<string> {
+export async function holdForDelivery(trx: Db, vault: PackageVault, row: CertificateRow, minted: Pick<Minted, 'pkcs12'>, now: Date, operator: { id: number }): Promise<string> {
   const downloadId = randomBytes(24).toString('base64url');
-  await deps.db
+  await trx
     .insertInto('deliveries')
     .values({
       download_id: downloadId,
-      certificate_id: issued.row.id,
+      certificate_id: row.id,
       operator_user_id: operator.id,
       // The vault format carries a password field; it is left empty here on purpose.
-      package_sealed: deps.vault.seal({ password: '', pkcs12: { compatible: issued.pkcs12 } }),
-      expires_at: new Date(deps.clock.now().getTime() + DAY_MS).toISOString(),
+      package_sealed: vault.seal({ password: '', pkcs12: { compatible: minted.pkcs12 } }),
+      expires_at: new Date(now.getTime() + DAY_MS).toISOString(),
       downloaded_at: null,
     })
     .execute();

@@ -11,7 +11,7 @@ import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
 import { isRefusal } from '../errors.js';
 import { publishCrlsFor } from '../certificates/crl-set.js';
-import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate } from '../certificates/service.js';
+import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, type IssueHooks } from '../certificates/service.js';
 
 /**
  * The operator console (/admin). Operators log in like everyone else (their own client certificate
@@ -78,15 +78,16 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
       actor: `operator:${p.user.login_id}`,
     };
     let issued;
+    let downloadId = '';
+    const hooks: IssueHooks = { inTransaction: async (trx, row, minted, now) => void (downloadId = await holdForDelivery(trx, deps.renewal.vault, row, minted, now, p.user)) };
     try {
       issued = body.reissue
-        ? await reissueCertificate(certDeps, { ...common, serial: body.reissue })
-        : await issueCertificate(certDeps, { ...common, tenantCode: body.tenant ?? '', label: body.label || undefined });
+        ? await reissueCertificate(certDeps, { ...common, serial: body.reissue }, hooks)
+        : await issueCertificate(certDeps, { ...common, tenantCode: body.tenant ?? '', label: body.label || undefined }, hooks);
     } catch (e) {
       if (!isRefusal(e)) throw e;
       return sendPage(reply, 400, issueFormPage(ctxOf(req, p), { tenant: body.tenant, reissue: body.reissue, csrf: p.session.csrf_token, error: e.message }));
     }
-    const downloadId = await holdForDelivery({ db, clock, vault: deps.renewal.vault }, issued, { id: p.user.id, loginId: p.user.login_id });
     return sendPage(
       reply,
       201,

@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import type { AuditEvent } from '../db/schema.js';
+import { invalidInput } from '../errors.js';
 
 /** The audit log as operators search it: by tenant, actor, action and period, newest first. */
 export interface AuditFilter {
@@ -9,6 +10,14 @@ export interface AuditFilter {
   /** ISO dates (inclusive day bounds). */
   from?: string | undefined;
   to?: string | undefined;
+}
+
+/** A day bound of the search: a real calendar day, YYYY-MM-DD; anything else is refused, not ignored. */
+export function parseDay(field: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const ok = /^\d{4}-\d\d-\d\d$/.test(v) && !Number.isNaN(Date.parse(`${v}T00:00:00Z`)) && new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) === v;
+  if (!ok) throw invalidInput(field, `"${v}" is not a date (YYYY-MM-DD)`);
+  return v;
 }
 
 export async function searchAudit(db: Db, f: AuditFilter, limit = 500): Promise<(AuditEvent & { tenant_code: string | null })[]> {

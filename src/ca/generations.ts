@@ -74,7 +74,12 @@ export function readCertificate(file: string): x509.X509Certificate {
   } catch {
     throw new Refusal('not_initialized', `no CA at ${file}: run \`kenshin init\` first`, { field: file });
   }
-  return new x509.X509Certificate(pem);
+  try {
+    return new x509.X509Certificate(pem);
+  } catch {
+    // The parser's own message ("Unsupported format of 'raw' argument") names neither the file nor a way out.
+    throw new Refusal('ca_file_damaged', `${file} is not a PEM certificate (damaged?): restore it from a backup (kenshin restore, or the same file of a \`kenshin backup\` directory)`, { field: file });
+  }
 }
 
 /** The CA that signs new certificates: ca/next while a rotation finishes, else ca/issuing.*. */
@@ -124,7 +129,7 @@ export function finishPendingRotation(paths: DataPaths): boolean {
     return false;
   }
   writeFileAtomic(paths.issuingKey, fs.readFileSync(path.join(next, 'issuing.key')), 0o600);
-  writeFileAtomic(paths.issuingCert, fs.readFileSync(path.join(next, 'issuing.crt')));
+  writeFileAtomic(paths.issuingCert, fs.readFileSync(path.join(next, 'issuing.crt')), 0o600);
   // The certificate first: once it is gone next/ no longer counts as the current CA, and
   // issuing.* already holds the same pair.
   fs.rmSync(path.join(next, 'issuing.crt'), { force: true });

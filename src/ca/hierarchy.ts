@@ -78,8 +78,9 @@ export async function createHierarchy(opts: CreateHierarchyOptions): Promise<voi
 
   const tmp = fs.mkdtempSync(path.join(paths.dataDir, '.ca-init-'));
   try {
-    fs.writeFileSync(path.join(tmp, path.basename(paths.rootCert)), root.toString('pem') + '\n');
-    fs.writeFileSync(path.join(tmp, path.basename(paths.issuingCert)), issuing.toString('pem') + '\n');
+    // Certificates are public, but 0600 like everything in the data directory (one rule to check).
+    fs.writeFileSync(path.join(tmp, path.basename(paths.rootCert)), root.toString('pem') + '\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(tmp, path.basename(paths.issuingCert)), issuing.toString('pem') + '\n', { mode: 0o600 });
     writeSecretFile(path.join(tmp, path.basename(paths.rootKey)), encryptPkcs8Pem(await exportPkcs8(rootKeys.privateKey), passphrase));
     writeSecretFile(path.join(tmp, path.basename(paths.issuingKey)), encryptPkcs8Pem(await exportPkcs8(issuingKeys.privateKey), passphrase));
     if (!opts.passphraseFromEnv) {

@@ -87,7 +87,7 @@ export async function prepareRotation(opts: { paths: DataPaths; passphraseFromEn
   archive(paths, current);
   const staging = fs.mkdtempSync(path.join(paths.caDir, '.rotate-'));
   writeSecretFile(path.join(staging, 'issuing.key'), keyPem);
-  fs.writeFileSync(path.join(staging, 'issuing.crt'), certificatePem);
+  fs.writeFileSync(path.join(staging, 'issuing.crt'), certificatePem, { mode: 0o600 });
   for (const f of ['issuing.key', 'issuing.crt']) fsyncFile(path.join(staging, f));
 
   const next = pendingDir(paths);
@@ -133,7 +133,7 @@ function archive(paths: DataPaths, current: IssuingCaFiles): void {
   fs.mkdirSync(retiredDir(paths), { recursive: true, mode: 0o700 });
   // The key first: a retired certificate without its key could not sign its CRL.
   writeFileAtomic(keyFile, fs.readFileSync(current.keyFile), 0o600);
-  writeFileAtomic(certFile, fs.readFileSync(current.certFile));
+  writeFileAtomic(certFile, fs.readFileSync(current.certFile), 0o600);
 }
 
 function fsyncFile(file: string): void {

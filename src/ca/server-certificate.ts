@@ -53,7 +53,7 @@ async function issue(authority: IssuingAuthority, paths: DataPaths, names: strin
   fs.mkdirSync(paths.serverDir, { recursive: true, mode: 0o700 });
   // Write to temp files and rename: a crash mid-write must not leave a key that fits no certificate.
   fs.writeFileSync(paths.serverKey + '.tmp', encryptPkcs8Pem(pkcs8, passphrase), { mode: 0o600 });
-  fs.writeFileSync(paths.serverCert + '.tmp', certChainPem);
+  fs.writeFileSync(paths.serverCert + '.tmp', certChainPem, { mode: 0o600 });
   fs.renameSync(paths.serverKey + '.tmp', paths.serverKey);
   fs.renameSync(paths.serverCert + '.tmp', paths.serverCert);
   const keyPem = pemEncode(pkcs8, 'PRIVATE KEY');

@@ -17,7 +17,8 @@ import { effectiveStatus, daysLeft, type EffectiveStatus } from './status.js';
 /**
  * Issuing, finding and revoking client certificates. The CPU work (key, signature, PKCS#12)
  * happens before the transaction; the transaction only records the certificate and its audit
- * event, so a crash leaves either both or neither, and the private key never touches the disk.
+ * event (and, for the CLI, the sealed handover: certificates/handover.ts), so a crash leaves
+ * either all or nothing.
  */
 export interface CertificateDeps {
   db: Db;
@@ -42,7 +43,15 @@ export interface IssueResult extends Minted {
   tenant: Tenant;
 }
 
-export async function issueCertificate(deps: CertificateDeps, req: IssueRequest): Promise<IssueResult> {
+/** What a caller adds to an issue: the CLI writes the file before the commit and seals a handover in it. */
+export interface IssueHooks {
+  /** After minting, before the transaction: a failure here (a full disk) registers nothing. */
+  beforeCommit?(minted: Minted): void | Promise<void>;
+  /** Inside the transaction that records the certificate and its audit event. */
+  inTransaction?(trx: Db, row: CertificateRow, minted: Minted, now: Date): Promise<void>;
+}
+
+export async function issueCertificate(deps: CertificateDeps, req: IssueRequest, hooks: IssueHooks = {}): Promise<IssueResult> {
   const label = validateLabel(req.label);
   const tenant = await findTenant(deps.db, validTenantCode(req.tenantCode));
   const now = deps.clock.now();
@@ -56,7 +65,8 @@ export async function issueCertificate(deps: CertificateDeps, req: IssueRequest)
     notBefore,
     notAfter,
   });
-  const row = await recordCertificate(deps, minted, { tenant, label, keyType: req.keyType, issuedVia: 'operator', predecessorId: null, actor: req.actor });
+  await hooks.beforeCommit?.(minted);
+  const row = await recordCertificate(deps, minted, { tenant, label, keyType: req.keyType, issuedVia: 'operator', predecessorId: null, actor: req.actor }, hooks.inTransaction);
   return { ...minted, row, tenant };
 }
 
@@ -107,10 +117,14 @@ export async function insertCertificate(trx: Db, minted: Minted, meta: Certifica
   return row;
 }
 
-/** Records a minted certificate and its audit event in one transaction. */
-export async function recordCertificate(deps: Pick<CertificateDeps, 'db' | 'clock' | 'issuerFingerprint'>, minted: Minted, meta: CertificateMeta): Promise<CertificateRow> {
+/** Records a minted certificate and its audit event in one transaction (with the caller's rows, if any). */
+export async function recordCertificate(deps: Pick<CertificateDeps, 'db' | 'clock' | 'issuerFingerprint'>, minted: Minted, meta: CertificateMeta, inTransaction?: IssueHooks['inTransaction']): Promise<CertificateRow> {
   const now = deps.clock.now();
-  return deps.db.transaction().execute((trx) => insertCertificate(trx, minted, meta, deps.issuerFingerprint, now));
+  return deps.db.transaction().execute(async (trx) => {
+    const row = await insertCertificate(trx, minted, meta, deps.issuerFingerprint, now);
+    await inTransaction?.(trx, row, minted, now);
+    return row;
+  });
 }
 
 /**
@@ -120,12 +134,14 @@ export async function recordCertificate(deps: Pick<CertificateDeps, 'db' | 'cloc
 export async function reissueCertificate(
   deps: CertificateDeps,
   req: { serial: string; keyType: AnyKeyType; profile: Pkcs12Profile; validity: ValidityRequest; actor: string },
+  hooks: IssueHooks = {},
 ): Promise<IssueResult> {
   const predecessor = await findBySerial(deps.db, req.serial);
   const tenant = await deps.db.selectFrom('tenants').selectAll().where('id', '=', predecessor.tenant_id).executeTakeFirstOrThrow();
   const { notBefore, notAfter } = resolveValidity(req.validity, deps.validity, deps.clock.now());
   const minted = await deps.minter.mint({ subjectDer: subjectDerOf(predecessor), displayName: tenant.name, keyType: req.keyType, profile: req.profile, notBefore, notAfter });
-  const row = await recordCertificate(deps, minted, { tenant, label: predecessor.label, keyType: req.keyType, issuedVia: 'reissue', predecessorId: predecessor.id, actor: req.actor });
+  await hooks.beforeCommit?.(minted);
+  const row = await recordCertificate(deps, minted, { tenant, label: predecessor.label, keyType: req.keyType, issuedVia: 'reissue', predecessorId: predecessor.id, actor: req.actor }, hooks.inTransaction);
   return { ...minted, row, tenant };
 }
 

@@ -12,9 +12,20 @@ export interface ValidityPolicy {
   backdateMinutes: number;
 }
 
+/** YYYY-MM-DD, optionally with a time and a zone: what the flags and the console accept. */
+const ISO_8601 = /^\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d{1,3})?)?(?:Z|[+-]\d\d:?\d\d)?)?$/;
+
+/**
+ * X.509 writes dates as UTCTime (1950-2049) or GeneralizedTime (four-digit years), and the database
+ * compares them as ISO text: a six-digit year (`+099999-…`, which JavaScript reads) or a year
+ * before 1950 can be neither, and used to fail late, on a CHECK constraint.
+ */
 function parseDate(field: string, v: string | Date): Date {
-  const d = v instanceof Date ? v : new Date(v);
-  if (Number.isNaN(d.getTime())) throw invalidInput(field, `"${String(v)}" is not an ISO-8601 date (e.g. 2029-11-25T00:00:00Z)`);
+  const d = v instanceof Date ? v : ISO_8601.test(v) ? new Date(v) : new Date(NaN);
+  const year = d.getUTCFullYear();
+  if (Number.isNaN(d.getTime()) || year < 1950 || year > 9999) {
+    throw invalidInput(field, `"${v instanceof Date ? v.toISOString() : v}" is not an ISO-8601 date from 1950 to 9999 (e.g. 2029-11-25T00:00:00Z)`);
+  }
   return d;
 }
 

@@ -10,9 +10,11 @@ import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
+import * as m008 from './migrations/008_handovers.js';
 import * as m009 from './migrations/009_login_window.js';
 import * as m011 from './migrations/011_open_certificates_index.js';
 import { Refusal } from '../errors.js';
+import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Schema>;
@@ -31,6 +33,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '004_reminders': m004,
   '005_deliveries': m005,
   '006_revoked_index': m006,
+  '008_handovers': m008,
   '009_login_window': m009,
   '011_open_certificates_index': m011,
 };
@@ -66,10 +69,21 @@ export function openDatabase(opts: OpenOptions): Database {
   if (!opts.create && !fs.existsSync(opts.sqliteFile)) {
     throw new Refusal('not_initialized', `no database at ${opts.sqliteFile}: run \`kenshin init\` first`, { field: opts.sqliteFile });
   }
-  fs.mkdirSync(path.dirname(opts.sqliteFile), { recursive: true });
+  ensurePrivateDir(path.dirname(opts.sqliteFile));
+  // Created 0600 before SQLite opens it: SQLite would create it 0666 minus the umask, and gives the
+  // -wal and -shm files the database file's mode.
+  if (opts.create) ensurePrivateFile(opts.sqliteFile);
   const sqlite = new SqliteDatabase(opts.sqliteFile);
-  // WAL: readers never wait for the writer; busy_timeout: a second process (CLI beside the server) waits instead of failing.
-  sqlite.pragma('journal_mode = WAL');
+  try {
+    // WAL: readers never wait for the writer; also the first read of the file, so a damaged one is found here.
+    sqlite.pragma('journal_mode = WAL');
+  } catch (e) {
+    sqlite.close();
+    const code = (e as { code?: string }).code ?? '';
+    if (!['SQLITE_NOTADB', 'SQLITE_CORRUPT'].includes(code)) throw e;
+    throw new Refusal('database_unreadable', `${opts.sqliteFile} is not a readable SQLite database (${(e as Error).message}): restore the data directory from a backup (kenshin restore --from DIR, into an empty data directory)`, { field: opts.sqliteFile });
+  }
+  // busy_timeout: a second process (CLI beside the server) waits instead of failing.
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');

@@ -144,6 +144,16 @@ export interface DeliveriesTable {
   downloaded_at: string | null;
 }
 
+export interface HandoversTable {
+  id: Generated<number>;
+  certificate_id: number;
+  output_file: string;
+  /** The .p12 and its password (package vault) until handed over; null after. */
+  package_sealed: string | null;
+  created_at: string;
+  handed_over_at: string | null;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -155,6 +165,7 @@ export interface Schema {
   crls: CrlsTable;
   reminders: RemindersTable;
   deliveries: DeliveriesTable;
+  handovers: HandoversTable;
   renewals: RenewalsTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;

@@ -9,7 +9,7 @@ import type { Schema } from '../db/schema.js';
 import { appendAudit } from '../audit/log.js';
 import { verifyAuditChain } from '../audit/verify.js';
 import { Refusal } from '../errors.js';
-import { copyFileDurably, DIR_MODE, fsyncPath, fsyncTree, isPublicFile, listFiles, PUBLIC_MODE, SECRET_MODE, sha256File, shellQuote } from './files.js';
+import { copyFileDurably, DIR_MODE, fsyncPath, fsyncTree, isPublicFile, listFiles, SECRET_MODE, sha256File, shellQuote } from './files.js';
 import {
   FORMAT,
   FORMAT_VERSION,
@@ -115,7 +115,7 @@ export async function createBackup(deps: BackupDeps, outDir: string): Promise<Ba
         database = { dialect: 'postgres', dumpFile: PG_DUMP_FILE, dumpCommand: pgDumpCommand(out) };
       }
       for (const rel of fileSetOf(paths)) {
-        copyFileDurably(path.join(paths.dataDir, ...rel.split('/')), path.join(tmp, ...rel.split('/')), isPublicFile(rel) ? PUBLIC_MODE : SECRET_MODE);
+        copyFileDurably(path.join(paths.dataDir, ...rel.split('/')), path.join(tmp, ...rel.split('/')), SECRET_MODE);
         files.push(await describe(tmp, rel));
       }
       manifest = {
@@ -129,7 +129,7 @@ export async function createBackup(deps: BackupDeps, outDir: string): Promise<Ba
         notIncluded: notIncluded(deps),
       };
       const manifestFile = path.join(tmp, MANIFEST_FILE);
-      fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n', { mode: PUBLIC_MODE, flag: 'wx' });
+      fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n', { mode: SECRET_MODE, flag: 'wx' });
       fsyncPath(manifestFile);
       fsyncTree(tmp);
       try {

@@ -7,6 +7,8 @@ import { openDatabase, MIGRATIONS } from '../db/database.js';
 import { x509 } from '../ca/x509.js';
 import { splitPemCertificates } from '../web/tls.js';
 import { DAY_MS } from '../clock.js';
+import { exposedRefusal, looseEntries } from '../private-files.js';
+import { readPackageKey } from '../renewal/package-vault.js';
 
 /**
  * `kenshin config check`: everything `serve` would trip over, found before it starts — each finding
@@ -88,6 +90,18 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
       findings.push({ severity: 'error', subject: 'KENSHIN_CA_PASSPHRASE', message: `the issuing CA key does not open: ${(e as Error).message}` });
     }
   }
+
+  // The package key, with serve's own loader (a missing file is generated at the first start).
+  try {
+    const key = readPackageKey(config.packageKey, paths.packageKeyFile);
+    findings.push({ severity: 'ok', subject: 'package key', message: key ? (config.packageKey ? 'KENSHIN_PACKAGE_KEY, 32 bytes' : `${paths.packageKeyFile}, 32 bytes`) : `${paths.packageKeyFile} is generated at the first start` });
+  } catch (e) {
+    findings.push({ severity: 'error', subject: (e as { field?: string }).field ?? 'KENSHIN_PACKAGE_KEY', message: (e as Error).message });
+  }
+
+  // Nobody but the service account may read the data directory: serve refuses otherwise.
+  const loose = looseEntries(paths.dataDir);
+  if (loose.length) findings.push({ severity: 'error', subject: 'KENSHIN_DATA_DIR', message: exposedRefusal(paths.dataDir, loose[0]!, loose.length - 1).message });
 
   // The database: reachable, and how far migrated (serve migrates the rest at start).
   if (config.databaseUrl || fs.existsSync(paths.sqliteFile)) {

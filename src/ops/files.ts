@@ -8,11 +8,15 @@ import path from 'node:path';
  * the renamed directory must not turn out to hold empty or partial files.
  */
 
-/** Secrets (keys, passphrases, the database with its password hashes) 0600; certificates are public. */
+/**
+ * Every file of a backup is 0600 in a 0700 directory, as in the data directory (private-files.ts):
+ * certificates are public, but one rule for all is one rule to check, and the restored data
+ * directory must pass `serve`'s check.
+ */
 export const SECRET_MODE = 0o600;
-export const PUBLIC_MODE = 0o644;
 export const DIR_MODE = 0o700;
 
+/** Whether the manifest marks a file as a secret (certificates are not); its mode is 0600 either way. */
 export function isPublicFile(relPath: string): boolean {
   return relPath.endsWith('.crt');
 }

@@ -8,7 +8,7 @@ import { appendAudit } from '../audit/log.js';
 import { verifyAuditChain, type AuditVerification } from '../audit/verify.js';
 import { loadAuthorityMaterial } from '../ca/hierarchy.js';
 import { invalidInput, isRefusal, Refusal } from '../errors.js';
-import { copyFileDurably, DIR_MODE, fsyncPath, fsyncTree, PUBLIC_MODE, SECRET_MODE, shellQuote } from './files.js';
+import { copyFileDurably, DIR_MODE, fsyncPath, fsyncTree, SECRET_MODE, shellQuote } from './files.js';
 import { PG_DUMP_FILE, readManifest, snapshotDatabase, SQLITE_FILE, verifyFiles, type BackupManifest, type DatabaseCounts } from './manifest.js';
 import type { OpsSettings } from './backup.js';
 
@@ -87,7 +87,7 @@ export async function restoreBackup(deps: RestoreDeps, fromDir: string): Promise
   };
   try {
     for (const f of manifest.files) {
-      copyFileDurably(path.join(from, ...f.path.split('/')), path.join(stage, ...f.path.split('/')), f.secret ? SECRET_MODE : PUBLIC_MODE);
+      copyFileDurably(path.join(from, ...f.path.split('/')), path.join(stage, ...f.path.split('/')), SECRET_MODE);
     }
     await assertCaKeyOpens(staged, deps, manifest, from);
     const base = { dataDir, from, backupCreatedAt: manifest.createdAt, dialect, backupCounts: manifest.snapshot.counts, files: manifest.files.length };

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { invalidInput } from '../errors.js';
+import { Refusal, invalidInput } from '../errors.js';
 import type { Pkcs12Profile } from '../ca/pkcs12.js';
 
 /**
@@ -41,28 +41,44 @@ export function packageVault(key: Buffer): PackageVault {
   };
 }
 
-/** The key from KENSHIN_PACKAGE_KEY, or the generated file (created on first use, mode 0600). */
-export function loadPackageKey(fromConfig: string | undefined, file: string): Buffer {
+/**
+ * The key from KENSHIN_PACKAGE_KEY or from the file, checked; undefined when neither exists yet.
+ * What `serve` loads and what `kenshin config check` checks, so the check cannot pass a key the
+ * service then refuses.
+ */
+export function readPackageKey(fromConfig: string | undefined, file: string): Buffer | undefined {
   if (fromConfig) {
     const k = Buffer.from(fromConfig, 'base64');
     if (k.length !== 32) throw invalidInput('KENSHIN_PACKAGE_KEY', 'must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)');
     return k;
   }
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    // Written beside it, then hard-linked into place: an instance starting at the same moment must
-    // never read the file created but not yet written (an empty key), and never replace the key
-    // another instance already uses.
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(tmp, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-    try {
-      fs.linkSync(tmp, file);
-    } catch (e) {
-      // Another process created it first: use theirs.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
+  if (!fs.existsSync(file)) return undefined;
+  const text = fs.readFileSync(file, 'utf8').trim();
+  const k = Buffer.from(text, 'base64');
+  // Buffer.from ignores what is not base64, so "garbage" would decode to a few bytes: check both.
+  if (k.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) {
+    throw new Refusal('invalid_input', `${file} does not hold a package key (base64 of 32 bytes): restore it from a backup (a new key cannot open the sealed renewal packages)`, { field: file });
   }
-  return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
+  return k;
+}
+
+/** The key from KENSHIN_PACKAGE_KEY, or the generated file (created on first use, mode 0600). */
+export function loadPackageKey(fromConfig: string | undefined, file: string): Buffer {
+  const existing = readPackageKey(fromConfig, file);
+  if (existing) return existing;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Written beside it, then hard-linked into place: an instance starting at the same moment must
+  // never read the file created but not yet written (an empty key), and never replace the key
+  // another instance already uses.
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    // Another process created it first: use theirs.
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return readPackageKey(undefined, file)!;
 }

@@ -45,18 +45,21 @@ export async function createDemo(rt: Runtime): Promise<DemoResult> {
   const now = rt.clock.now();
   const notAfter = new Date(now.getTime() + DEMO.daysLeft * DAY_MS);
   const notBefore = addYears(notAfter, -rt.config.certValidityYears);
-  const issued = await issueCertificate(await rt.certificateDeps(), {
-    tenantCode: DEMO.tenantCode,
-    keyType: rt.config.defaultKeyType,
-    profile: rt.config.defaultPkcs12Profile,
-    validity: { kind: 'explicit', notBefore, notAfter },
-    actor,
-  });
   fs.mkdirSync(rt.paths.demoDir, { recursive: true, mode: 0o700 });
   const p12File = path.join(rt.paths.demoDir, 'demo.p12');
   const p12PasswordFile = path.join(rt.paths.demoDir, 'demo-p12-password.txt');
-  fs.writeFileSync(p12File, issued.pkcs12, { mode: 0o600 });
-  writeSecretFile(p12PasswordFile, issued.password + '\n');
+  const issued = await issueCertificate(
+    await rt.certificateDeps(),
+    { tenantCode: DEMO.tenantCode, keyType: rt.config.defaultKeyType, profile: rt.config.defaultPkcs12Profile, validity: { kind: 'explicit', notBefore, notAfter }, actor },
+    {
+      // Written before the certificate is registered: a crash after the commit must not leave a
+      // demo certificate whose file or password exists nowhere.
+      beforeCommit: (m) => {
+        fs.writeFileSync(p12File, m.pkcs12, { mode: 0o600 });
+        writeSecretFile(p12PasswordFile, m.password + '\n');
+      },
+    },
+  );
   writeSecretFile(path.join(rt.paths.demoDir, 'demo-login.txt'), `login: ${DEMO.login}\npassword: ${loginPassword}\n`);
   return { tenantCode: DEMO.tenantCode, login: DEMO.login, loginPassword, p12File, p12PasswordFile, serial: issued.serial, notAfter: issued.row.not_after };
 }

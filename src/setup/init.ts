@@ -10,6 +10,7 @@ import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { createDemo, type DemoResult } from './demo.js';
 import { withDataDirLock } from '../ca/data-dir-lock.js';
+import { ensurePrivateDir } from '../private-files.js';
 
 export interface InitResult {
   dataDir: string;
@@ -22,7 +23,7 @@ export interface InitResult {
 /** Refuses early, before anything is written, when the data directory cannot be written to. */
 export function assertWritableDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    ensurePrivateDir(dir);
     const probe = path.join(dir, `.write-test-${process.pid}`);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);

@@ -171,7 +171,7 @@ describe('kenshin backup / restore on SQLite', async () => {
     assert.equal(mode(out), 0o700);
     for (const d of ['ca', 'secrets', 'server']) assert.equal(mode(path.join(out, d)), 0o700, d);
     for (const f of m.files) {
-      assert.equal(mode(path.join(out, f.path)), f.path.endsWith('.crt') ? 0o644 : 0o600, f.path);
+      assert.equal(mode(path.join(out, f.path)), 0o600, f.path);
       assert.equal(f.secret, !f.path.endsWith('.crt'));
       if (f.path !== 'kenshin.sqlite') assert.deepEqual(fs.readFileSync(path.join(out, f.path)), fs.readFileSync(path.join(w.dir, f.path)), f.path);
     }

@@ -4,7 +4,7 @@ import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after } from 'node:test';
-import { BIN } from './cli.js';
+import { processCommand } from './cli.js';
 
 /**
  * Real `kenshin serve` processes (the binary, as an operator starts it), for tests of several
@@ -35,9 +35,10 @@ after(async () => {
 });
 
 /** Spawns `node bin/kenshin.js ARGS` on its own port; `env` is the whole KENSHIN_* environment. */
-export async function spawnInstance(name: string, args: string[], env: Record<string, string>): Promise<Instance> {
+export async function spawnInstance(name: string, args: string[], env: Record<string, string>, opts: { umask?: string } = {}): Promise<Instance> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [cmd, ...rest] = processCommand(args, opts);
+  const child = spawn(cmd!, rest, {
     env: childEnv({ KENSHIN_LISTEN: `127.0.0.1:${port}`, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,13 +1,13 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView } from '../../certificates/service.js';
+import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks } from '../../certificates/service.js';
 import type { ValidityRequest } from '../../certificates/validity.js';
-import { Refusal, invalidInput } from '../../errors.js';
+import { Refusal, invalidInput, isRefusal } from '../../errors.js';
 import { table } from '../output.js';
 import type { KeyType, Pkcs12ProfileName } from '../../config.js';
 import { publishCrlsFor } from '../../certificates/crl-set.js';
+import { completeHandover, holdHandover, openHandover, pendingHandovers } from '../../certificates/handover.js';
+import { claimP12Output, onInterrupt, type PendingP12 } from '../p12-file.js';
 
 const ACTOR = 'cli';
 
@@ -39,30 +39,7 @@ function validity(o: { validDays?: string; notBefore?: string; notAfter?: string
   return { kind: 'default' };
 }
 
-/**
- * Claims the output path before anything is issued, so an unwritable or existing path is refused
- * with the database untouched; the finished file is renamed into place only after the commit.
- */
-function claimOutput(file: string): { tmp: string; commit(data: Uint8Array): void; abandon(): void } {
-  const target = path.resolve(file);
-  if (fs.existsSync(target)) throw new Refusal('output_not_writable', `${target} already exists; refusing to overwrite a certificate file`, { field: 'out' });
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
-  try {
-    fs.writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
-  } catch (e) {
-    throw new Refusal('output_not_writable', `cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { field: 'out' });
-  }
-  return {
-    tmp,
-    commit(data) {
-      fs.writeFileSync(tmp, data, { mode: 0o600 });
-      fs.renameSync(tmp, target);
-    },
-    abandon() {
-      fs.rmSync(tmp, { force: true });
-    },
-  };
-}
+const recoverHint = (serial: string) => `get its file and password with \`kenshin cert recover ${serial} --out FILE.p12\``;
 
 function human(c: CertificateView): string {
   const lines = [
@@ -110,26 +87,96 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
         };
         const rt = await runtime();
         const deps = await rt.certificateDeps();
-        const file = claimOutput(o.out);
-        let issued;
+        const vault = rt.packageVault();
+        // The order makes a crash at any instant recoverable: the finished file is written before
+        // the commit; the commit registers the certificate with its file and password sealed
+        // (handover.ts); then the file is linked into place, the password printed, the seal wiped.
+        // The signal handlers come first: a signal right after the claim must not leave the temp file.
+        let registered: string | undefined;
+        let claimed: PendingP12 | undefined;
+        const release = onInterrupt(() => {
+          claimed?.abandon();
+          io.stderr(registered ? `kenshin: interrupted after certificate ${registered} was registered: ${recoverHint(registered)}\n` : 'kenshin: interrupted; `kenshin cert recover` lists any certificate registered without its password printed\n');
+        });
         try {
-          issued = o.reissue !== undefined ? await reissueCertificate(deps, { ...req, serial: o.reissue }) : await issueCertificate(deps, req);
-        } catch (e) {
-          file.abandon();
-          throw e;
+          const file = (claimed = claimP12Output(o.out));
+          const hooks: IssueHooks = {
+            beforeCommit: (m) => file.write(m.pkcs12),
+            inTransaction: (trx, row, m, now) => holdHandover(trx, vault, row, m, req.profile, file.target, now),
+          };
+          let issued;
+          try {
+            issued = o.reissue !== undefined ? await reissueCertificate(deps, { ...req, serial: o.reissue }, hooks) : await issueCertificate(deps, req, hooks);
+          } catch (e) {
+            file.abandon();
+            throw e;
+          }
+          registered = issued.serial;
+          try {
+            file.publish();
+          } catch (e) {
+            file.abandon();
+            throw new Error(`certificate ${issued.serial} was issued, but ${file.target} could not be written (${(e as NodeJS.ErrnoException).code ?? 'error'}): ${recoverHint(issued.serial)}`);
+          }
+          out.result(
+            { serial: issued.serial, subject: issued.row.subject, notBefore: issued.row.not_before, notAfter: issued.row.not_after, file: file.target, profile: req.profile, keyType: req.keyType, password: issued.password },
+            () =>
+              [
+                `issued ${issued.serial} for ${issued.tenant.code} (${issued.row.subject})`,
+                `valid until ${issued.row.not_after}`,
+                `file:     ${file.target} (${req.profile}, ${req.keyType})`,
+                `password: ${issued.password}`,
+                'Hand the file and the password over separately; the password is not kept (only sealed until it was printed).',
+              ].join('\n'),
+          );
+          await completeHandover({ db: rt.database.db, clock: rt.clock }, issued.row, file.target, ACTOR, 'certificate.handed_over');
+        } finally {
+          release();
         }
-        file.commit(issued.pkcs12);
-        out.result(
-          { serial: issued.serial, subject: issued.row.subject, notBefore: issued.row.not_before, notAfter: issued.row.not_after, file: path.resolve(o.out), profile: req.profile, keyType: req.keyType, password: issued.password },
-          () =>
-            [
-              `issued ${issued.serial} for ${issued.tenant.code} (${issued.row.subject})`,
-              `valid until ${issued.row.not_after}`,
-              `file:     ${path.resolve(o.out)} (${req.profile}, ${req.keyType})`,
-              `password: ${issued.password}`,
-              'Hand the file and the password over separately; the password is not stored anywhere.',
-            ].join('\n'),
-        );
+        const pending = await pendingHandovers(rt.database.db);
+        if (pending.length) io.stderr(`kenshin: note: ${pending.length} certificate(s) were registered by an interrupted \`kenshin cert issue\` (or one still running) without their password printed: \`kenshin cert recover\` lists them\n`);
+      }),
+    );
+  cert
+    .command('recover')
+    .description('after an interrupted `cert issue`: list the certificates whose password was not printed, or write one\'s file and print its password')
+    .argument('[SERIAL]', 'serial number (hex); without it, list what can be recovered')
+    .option('--out <FILE.p12>', 'where to write the PKCS#12 file (must not exist)')
+    .option('--json', 'JSON output')
+    .action(async (serial: string | undefined, o: { out?: string }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
+        if (serial === undefined && o.out !== undefined) throw invalidInput('out', 'needs the SERIAL of the certificate to recover (`kenshin cert recover` lists them)');
+        if (serial !== undefined && o.out === undefined) throw invalidInput('out', 'is required: where to write the certificate file');
+        const rt = await runtime();
+        if (serial === undefined) {
+          const pending = await pendingHandovers(rt.database.db);
+          out.result(pending, () =>
+            pending.length === 0
+              ? 'nothing to recover: every certificate issued by `kenshin cert issue` was handed over'
+              : table(['SERIAL', 'TENANT', 'REGISTERED', 'WAS WRITING'], pending.map((p) => [p.serial, p.tenantCode, p.createdAt, p.outputFile])) + `\n\nkenshin cert recover SERIAL --out FILE.p12 writes one and prints its password`,
+          );
+          return;
+        }
+        const h = await openHandover({ db: rt.database.db, clock: rt.clock, vault: rt.packageVault() }, serial);
+        let claimed: PendingP12 | undefined;
+        const release = onInterrupt(() => claimed?.abandon());
+        try {
+          const file = (claimed = claimP12Output(o.out!));
+          try {
+            file.write(h.pkcs12);
+            file.publish();
+          } catch (e) {
+            file.abandon();
+            throw e;
+          }
+          out.result({ serial: h.row.serial, file: file.target, password: h.password }, () =>
+            [`recovered ${h.row.serial} (${h.row.subject})`, `file:     ${file.target}`, `password: ${h.password}`, 'Hand the file and the password over separately.'].join('\n'),
+          );
+          // Wiped only after the print: a crash before this line leaves it recoverable again.
+          await completeHandover({ db: rt.database.db, clock: rt.clock }, h.row, file.target, ACTOR, 'certificate.recovered');
+        } finally {
+          release();
+        }
       }),
     );
   cert
@@ -173,12 +220,21 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
     .action(async (serial: string, o: { reason: string; withSuccessors?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         const rt = await runtime();
+        // The CA keys must open before anything changes: a revocation is only effective at the
+        // proxies once it is on a CRL, and a wrong passphrase used to revoke with only a warning.
+        let cas;
+        try {
+          cas = await rt.caSet();
+        } catch (e) {
+          if (isRefusal(e)) throw new Refusal(e.code, `${e.message}; nothing was revoked (the CRL is published at once, so the CA key must open first)`, { field: e.field ?? 'KENSHIN_CA_PASSPHRASE' });
+          throw e;
+        }
         const c = await revokeCertificate({ db: rt.database.db, clock: rt.clock }, { serial, reason: o.reason, actor: ACTOR, withSuccessors: Boolean(o.withSuccessors) });
         // Publish at once, on the CRL of each CA that issued a revoked certificate, so proxies see it;
-        // if the CA keys are unavailable here, `serve` republishes within the hour.
+        // if that fails now (the database, say), `serve` republishes within the hour.
         let crls: { name: string; number: number }[] = [];
         try {
-          crls = (await publishCrlsFor({ db: rt.database.db, clock: rt.clock, cas: await rt.caSet() }, [c.serial, ...c.alsoRevoked])).map((p) => ({ name: p.name, number: p.crl.number }));
+          crls = (await publishCrlsFor({ db: rt.database.db, clock: rt.clock, cas }, [c.serial, ...c.alsoRevoked])).map((p) => ({ name: p.name, number: p.crl.number }));
         } catch (e) {
           io.stderr(`kenshin: warning: revoked, but the CRL could not be published now (${(e as Error).message}); kenshin serve will publish it\n`);
         }

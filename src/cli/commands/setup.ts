@@ -4,6 +4,7 @@ import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/ini
 import { parseListen } from '../../config.js';
 import { startServer } from '../../web/server.js';
 import { PROXY_TCP_WARNING } from '../../ops/config-check.js';
+import { assertPrivate } from '../../private-files.js';
 
 function describeInit(r: InitResult, url: string): string {
   const lines = [`initialised ${r.dataDir}`, `  root CA:      ${r.rootCert}   (trust this in browsers / proxies)`, `  database:     ${r.database}`];
@@ -43,6 +44,7 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
         // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
         const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
         if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
+        assertPrivate(config.dataDir);
         const server = await startServer(config);
         io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${'socket' in config.listen ? 'the unix socket peer' : config.trustedProxies.join(', ')})` : ''}\n`);
         if (config.mode === 'proxy' && 'host' in config.listen) io.stderr(`kenshin: warning: ${PROXY_TCP_WARNING}\n`);
