@@ -31,7 +31,7 @@ import { identify } from '../src/identity/peer.js';
 import { markTakenUp, renewalInfo } from '../src/renewal/service.js';
 import { listCertificates } from '../src/certificates/service.js';
 import { currentCrl, publishCrl } from '../src/certificates/crl.js';
-import { dashboard } from '../src/admin/dashboard.js';
+import { dashboard, expiringPage } from '../src/admin/dashboard.js';
 import { derOfPem, fillDatabase, type FillSummary } from './fill.js';
 import { option, percentile, round, writeResult } from './lib.js';
 
@@ -216,16 +216,26 @@ async function expiring(rt: Runtime) {
     await listCertificates(deps, { expiringWithinDays: 90, limit: 100 });
     page.push(ms(t0));
   }
-  // Context only (no target): the console's dashboard reads the next three years of expiries.
+  // The operator's morning page (target < 100 ms): counts, the 36-month series and the first page
+  // of the tenants to chase, then a later page through the keyset cursor. Median of five.
   let dashboardMs: number | string;
+  let dashboardPage2Ms: number | string = '';
   try {
-    const t0 = performance.now();
-    await dashboard(rt.database.db, rt.clock);
-    dashboardMs = round(ms(t0), 1);
+    const dash: number[] = [];
+    let next: string | undefined;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      next = (await dashboard(rt.database.db, rt.clock)).next;
+      dash.push(ms(t0));
+    }
+    dashboardMs = round(dash.sort((a, b) => a - b)[2]!, 1);
+    const t1 = performance.now();
+    await expiringPage(rt.database.db, rt.clock, next);
+    dashboardPage2Ms = round(ms(t1), 1);
   } catch (e) {
     dashboardMs = `failed: ${(e as Error).message}`;
   }
-  return { rows, medianMs: round(median, 1), firstMs: round(runs[0]!, 1), target: '< 100 ms', met: median < 100, firstPageOf100Ms: round(Math.min(...page), 1), dashboardMs };
+  return { rows, medianMs: round(median, 1), firstMs: round(runs[0]!, 1), target: '< 100 ms', met: median < 100, firstPageOf100Ms: round(Math.min(...page), 1), dashboardMs, dashboardPage2Ms, dashboardMet: typeof dashboardMs === 'number' && dashboardMs < 100 };
 }
 
 async function size(rt: Runtime): Promise<{ bytes: number; megabytes: number }> {
@@ -271,7 +281,7 @@ async function runDialect(dialect: Dialect): Promise<Record<string, unknown>> {
       const check = await renewalCheck(rt);
       log(`renewal check: p50 ${check.p50Ms} ms, p99 ${check.p99Ms} ms (${check.samples} logins)`);
       const list = await expiring(rt);
-      log(`expiring within 90 days: ${list.rows} rows in ${list.medianMs} ms (median; first ${list.firstMs} ms); a page of 100: ${list.firstPageOf100Ms} ms; dashboard ${list.dashboardMs} ms`);
+      log(`expiring within 90 days: ${list.rows} rows in ${list.medianMs} ms (median; first ${list.firstMs} ms); a page of 100: ${list.firstPageOf100Ms} ms; dashboard ${list.dashboardMs} ms (next page ${list.dashboardPage2Ms} ms)`);
       const ours = await crl(rt, dir);
       log(`CRL (${sizes.revoked} entries, ${round(ours.bytes / 1e6, 1)} MB): ${ours.seconds} s to publish, ${ours.servingMedianMs} ms to serve`);
       const peer = await opensslPeer(rt, dir);

@@ -112,6 +112,7 @@ function rows(startedAt: number): Row[] {
       });
       const exp = at(r, 'expiringWithin90Days') as Json;
       out.push({ figure: `"expiring within 90 days" (${d}, ${Number(exp.rows).toLocaleString('en')} rows)`, kenshin: `${num(exp.medianMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.met) });
+      out.push({ figure: `operator dashboard /admin (${d})`, kenshin: `${num(exp.dashboardMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.dashboardMet) });
       out.push({ figure: `database size (${d})`, kenshin: `${num(at(r, 'databaseSize', 'megabytes'), 0)} MB`, peer: '', ratio: '', target: '—', met: null });
     }
   }

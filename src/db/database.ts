@@ -128,7 +128,10 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
  * lock to make both wait). SQLite has no such lock: one process migrates a file at a time.
  */
 export async function migrate(database: Database): Promise<void> {
-  const migrator = new Migrator({ db: database.db, provider: new StaticProvider(database.dialect) });
+  // Unordered: a migration written on a branch may land after a higher-numbered one that a
+  // database has already run (each is self-contained: new tables, columns or indexes); Kysely
+  // then runs the missing one instead of refusing to start.
+  const migrator = new Migrator({ db: database.db, provider: new StaticProvider(database.dialect), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');

@@ -126,3 +126,19 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+test('a migration that lands after a higher-numbered one has run is run, not refused', async () => {
+  const dir = tempDir();
+  const database = await openTestDatabase('sqlite', dir);
+  try {
+    // As if this database had been migrated by a build without 008 (it landed from another branch later).
+    await sql`drop table handovers`.execute(database.db);
+    await sql`delete from kysely_migration where name = '008_handovers'`.execute(database.db);
+    await migrate(database);
+    const names = (await sql<{ name: string }>`select name from kysely_migration order by name`.execute(database.db)).rows.map((r) => r.name);
+    assert.ok(names.includes('008_handovers'));
+    await sql`select count(*) from handovers`.execute(database.db);
+  } finally {
+    await database.drop();
+  }
+});
