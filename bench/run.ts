@@ -20,6 +20,7 @@ const SECTIONS = [
   { name: 'issue', file: 'issue.ts', what: 'issuance vs the openssl CLI' },
   { name: 'mtls', file: 'mtls.ts', what: 'mTLS request throughput vs nginx' },
   { name: 'database', file: 'database.ts', what: 'renewal check, CRL, expiring query and size with 1,000,000 certificates' },
+  { name: 'storm', file: 'storm.ts', what: 'the wait after 「開始する」 in a renewal storm, with and without the key pool' },
 ] as const;
 const only = option(argv, '--only')?.split(',');
 const passThrough = argv.filter((a, i) => a !== '--only' && argv[i - 1] !== '--only');
@@ -115,6 +116,19 @@ function rows(startedAt: number): Row[] {
       out.push({ figure: `operator dashboard /admin (${d})`, kenshin: `${num(exp.dashboardMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.dashboardMet) });
       out.push({ figure: `database size (${d})`, kenshin: `${num(at(r, 'databaseSize', 'megabytes'), 0)} MB`, peer: '', ratio: '', target: '—', met: null });
     }
+  }
+  const storm = fresh(readResult('storm'));
+  if (storm) {
+    const w = at(storm, 'without') as Json;
+    const p = at(storm, 'withPool') as Json;
+    out.push({
+      figure: `renewal storm: ${num(storm.renewals, 0)} RSA renewals over ${num(storm.seconds, 0)} s, wait after 「開始する」`,
+      kenshin: `key pool: p50 ${num(p.p50Ms, 0)} ms, p99 ${num(p.p99Ms, 0)} ms`,
+      peer: `no pool: p50 ${num(w.p50Ms, 0)} ms, p99 ${num(w.p99Ms, 0)} ms`,
+      ratio: '',
+      target: 'p99 < 3 s',
+      met: Boolean(storm.met),
+    });
   }
   return out;
 }

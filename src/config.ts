@@ -84,6 +84,8 @@ export interface Config {
   sessionMaxHours: number;
   /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
   mintWorkers: number;
+  /** RSA-2048 key pairs each mint worker makes ahead while idle, for renewal storms (ca/key-pool.ts). */
+  keyPoolSize: number;
   /** What a slow or idle client may hold (web/limits.ts). */
   limits: ConnectionLimits;
   /** Days before expiry at which the tenant's contact is mailed (Japanese medical PKI practice). */
@@ -136,6 +138,7 @@ export const SETTINGS = [
   'KENSHIN_SESSION_IDLE_MINUTES',
   'KENSHIN_SESSION_MAX_HOURS',
   'KENSHIN_MINT_WORKERS',
+  'KENSHIN_KEY_POOL_SIZE',
   'KENSHIN_REQUEST_TIMEOUT_SECONDS',
   'KENSHIN_HEADERS_TIMEOUT_SECONDS',
   'KENSHIN_KEEPALIVE_TIMEOUT_SECONDS',
@@ -256,6 +259,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     sessionMaxHours: intSetting(env, 'KENSHIN_SESSION_MAX_HOURS', 12, 1, 168),
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
+    keyPoolSize: intSetting(env, 'KENSHIN_KEY_POOL_SIZE', 8, 0, 1000),
     limits: {
       requestTimeoutSeconds: intSetting(env, 'KENSHIN_REQUEST_TIMEOUT_SECONDS', 30, 1, 3600),
       headersTimeoutSeconds: intSetting(env, 'KENSHIN_HEADERS_TIMEOUT_SECONDS', 10, 1, 3600),

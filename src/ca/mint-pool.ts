@@ -16,6 +16,8 @@ export interface AuthorityMaterial {
   issuingKeyPkcs8: Uint8Array;
   keyType: string;
   crlUrl: string | undefined;
+  /** RSA-2048 key pairs each worker keeps ready (KENSHIN_KEY_POOL_SIZE); 0 = none. */
+  keyPoolSize?: number;
 }
 
 interface Slot {

@@ -52,7 +52,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const tlsMaterial = config.mode === 'direct' ? await loadTlsMaterial(config, runtime, authority) : undefined;
 
   // Issuance runs in worker threads so that 「開始する」 never stalls other users' requests.
-  const minter: Minter = config.mintWorkers > 0 ? startMintPool(await loadAuthorityMaterial(runtime.paths, config.caPassphrase, config.crlUrl), config.mintWorkers) : inProcessMinter(authority);
+  const minter: Minter = config.mintWorkers > 0 ? startMintPool({ ...(await loadAuthorityMaterial(runtime.paths, config.caPassphrase, config.crlUrl)), keyPoolSize: config.keyPoolSize }, config.mintWorkers) : inProcessMinter(authority);
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 

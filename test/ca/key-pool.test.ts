@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { keyPool } from '../../src/ca/key-pool.js';
+import { exportPkcs8, generateKeyPair } from '../../src/ca/keys.js';
+
+const der = async (pair: CryptoKeyPair) => Buffer.from(await exportPkcs8(pair.privateKey)).toString('base64');
+
+test('the pool fills while idle, hands each key out once, then makes fresh ones', async () => {
+  const pool = keyPool({ rsa2048: 3 });
+  await pool.idle();
+  assert.equal(pool.ready('rsa2048'), 3);
+  const taken = await Promise.all([1, 2, 3, 4, 5].map(() => pool.take('rsa2048')));
+  const keys = await Promise.all(taken.map(der));
+  assert.equal(new Set(keys).size, 5, 'no key is handed out twice');
+  await pool.idle();
+  assert.equal(pool.ready('rsa2048'), 3, 'refilled once the work was done');
+  pool.close();
+  assert.equal(pool.ready('rsa2048'), 0, 'close drops the keys');
+});
+
+test('no refill runs while a mint is in progress; a type without a pool is generated on demand', async () => {
+  let made = 0;
+  const pool = keyPool({ rsa2048: 2 }, async (type) => (made++, generateKeyPair(type)));
+  await pool.idle();
+  assert.equal(made, 2);
+  let release!: () => void;
+  const work = pool.during(async () => {
+    await pool.take('rsa2048');
+    await new Promise<void>((r) => (release = r));
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(made, 2, 'nothing was generated while the mint was running');
+  assert.equal(pool.ready('rsa2048'), 1);
+  release();
+  await work;
+  await new Promise((r) => setImmediate(r));
+  await pool.idle();
+  assert.equal(pool.ready('rsa2048'), 2);
+  const p256 = await pool.take('p256');
+  assert.equal(p256.privateKey.algorithm.name, 'ECDSA');
+  pool.close();
+});
