@@ -10,6 +10,7 @@ import { holdForDelivery, takeDelivery } from './delivery.js';
 import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
 import { isRefusal } from '../errors.js';
+import { body, LIMIT, params, query as querySchema } from '../web/input.js';
 import { publishCrlsFor } from '../certificates/crl-set.js';
 import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate } from '../certificates/service.js';
 
@@ -40,7 +41,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock)));
   });
 
-  app.get('/admin/certificates', async (req, reply) => {
+  const serialParam = params({ serial: LIMIT.serial });
+  app.get('/admin/certificates', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, within: LIMIT.word, status: LIMIT.word }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
@@ -50,21 +52,22 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { rows, tenant: q.tenant ?? '', within: q.within ?? '', status: status ?? '' }));
   });
 
-  app.get('/admin/certificates/:serial', async (req, reply) => {
+  app.get('/admin/certificates/:serial', { schema: { params: serialParam } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const c = await getCertificate({ db, clock }, (req.params as { serial: string }).serial);
     return sendPage(reply, 200, certificatePage(ctxOf(req, p), c, p.session.csrf_token));
   });
 
-  app.get('/admin/certificates/new', async (req, reply) => {
+  app.get('/admin/certificates/new', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, reissue: LIMIT.serial }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
     return sendPage(reply, 200, issueFormPage(ctxOf(req, p), { tenant: q.tenant, reissue: q.reissue, csrf: p.session.csrf_token }));
   });
 
-  app.post('/admin/certificates', async (req, reply) => {
+  const issueFields = body({ tenant: LIMIT.tenantCode, label: LIMIT.label, reissue: LIMIT.serial, key: LIMIT.word, profile: LIMIT.word });
+  app.post('/admin/certificates', { schema: { body: issueFields } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -94,14 +97,14 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     );
   });
 
-  app.get('/admin/deliveries/:id', async (req, reply) => {
+  app.get('/admin/deliveries/:id', { schema: { params: params({ id: LIMIT.downloadId }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const d = await takeDelivery({ db, clock, vault: deps.renewal.vault }, (req.params as { id: string }).id, { id: p.user.id, loginId: p.user.login_id });
     return reply.header('Content-Type', 'application/x-pkcs12').header('Content-Disposition', `attachment; filename="${d.filename}"`).header('Cache-Control', 'no-store').send(Buffer.from(d.file));
   });
 
-  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
+  app.post('/admin/certificates/:serial/revoke', { schema: { params: serialParam, body: body({ reason: LIMIT.reason, withSuccessors: LIMIT.word }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -138,7 +141,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, tenantsPage(ctxOf(req, p), { tenants, csrf: p.session.csrf_token }));
   });
 
-  app.post('/admin/tenants', async (req, reply) => {
+  const tenantFields = body({ code: LIMIT.tenantCode, name: LIMIT.name, email: LIMIT.email });
+  app.post('/admin/tenants', { schema: { body: tenantFields } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -153,20 +157,22 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     }
   });
 
-  app.get('/admin/tenants/:code', async (req, reply) => {
+  const codeParam = params({ code: LIMIT.tenantCode });
+  app.get('/admin/tenants/:code', { schema: { params: codeParam } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     return showTenant(req, reply, p, (req.params as { code: string }).code);
   });
-  app.post('/admin/tenants/:code', (req, reply) => {
+  app.post('/admin/tenants/:code', { schema: { params: codeParam, body: tenantFields } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => void (await updateTenant(tenancy, code, { name: b.name, email: b.email }, actor)));
   });
-  app.post('/admin/tenants/:code/institutions', (req, reply) => {
+  app.post('/admin/tenants/:code/institutions', { schema: { params: codeParam, body: body({ number: LIMIT.institutionNumber, name: LIMIT.name }) } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => void (await addInstitution(tenancy, { tenantCode: code, number: b.number, name: b.name }, actor)));
   });
-  app.post('/admin/tenants/:code/users', (req, reply) => {
+  const userFields = body({ login: LIMIT.loginId, role: LIMIT.word, institutions: LIMIT.institutionList });
+  app.post('/admin/tenants/:code/users', { schema: { params: codeParam, body: userFields } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => {
       // The first password is generated and shown once, like a reset: operators never choose one.
@@ -176,7 +182,7 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
   });
   for (const action of ['lock', 'unlock', 'reset-password', 'institutions'] as const) {
-    app.post(`/admin/tenants/:code/users/:login/${action}`, (req, reply) => {
+    app.post(`/admin/tenants/:code/users/:login/${action}`, { schema: { params: params({ code: LIMIT.tenantCode, login: LIMIT.loginId }), body: userFields } }, (req, reply) => {
       const { code, login } = req.params as { code: string; login: string };
       return change(req, reply, code, async (_p, b, actor) => {
         if (action === 'lock' || action === 'unlock') return void (await setUserLocked(tenancy, code, login, action === 'lock', actor));
@@ -186,7 +192,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
   }
 
-  app.get('/admin/audit', async (req, reply) => {
+  const auditQuery = querySchema({ tenant: LIMIT.tenantCode, actor: LIMIT.search, action: LIMIT.search, from: LIMIT.date, to: LIMIT.date, format: LIMIT.word });
+  app.get('/admin/audit', { schema: { querystring: auditQuery } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);

@@ -21,13 +21,16 @@ export class TlsClient {
     public pfx?: { file: Uint8Array; password: string },
   ) {}
 
-  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+  /** `raw` sends the bytes as they are (with the content type in `headers`): repeated fields, bad encodings. */
+  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Response> {
     const url = new URL(path, this.base);
     let payload: Buffer | undefined;
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.form) {
       payload = Buffer.from(new URLSearchParams(opts.form).toString());
       headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (opts.raw !== undefined) {
+      payload = Buffer.from(opts.raw);
     } else if (opts.json !== undefined) {
       payload = Buffer.from(JSON.stringify(opts.json));
       headers['content-type'] = 'application/json';

@@ -4,6 +4,7 @@ import type { CertificateRow } from '../../db/schema.js';
 import { markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
 import { daysLeft, effectiveStatus } from '../../certificates/status.js';
 import { sendPkcs12 } from './renewal.js';
+import { ignoredJsonBody, LIMIT, params, query } from '../input.js';
 
 /**
  * The same flow for machine clients, authenticated by the client certificate alone (mTLS, JSON).
@@ -82,7 +83,8 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     return r;
   };
 
-  app.post('/api/v1/certificate/renewal', async (req, reply) => {
+  const noBody = { schema: { body: ignoredJsonBody } };
+  app.post('/api/v1/certificate/renewal', noBody, async (req, reply) => {
     const r = await start(req, reply);
     if (!r) return reply;
     return reply
@@ -92,13 +94,13 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   // monsiaj accepts only 200 or 302 and builds the download URL from `uri` as given.
-  app.post('/api/cert', async (req, reply) => {
+  app.post('/api/cert', noBody, async (req, reply) => {
     const r = await start(req, reply);
     if (!r) return reply;
     return reply.code(200).header('Cache-Control', 'no-store').send({ uri: packageUri(req, r.renewal.download_id), pass: r.password });
   });
 
-  app.get('/api/v1/renewals/:id/pkcs12', async (req, reply) => {
+  app.get('/api/v1/renewals/:id/pkcs12', { schema: { params: params({ id: LIMIT.downloadId }), querystring: query({ format: LIMIT.word }) } }, async (req, reply) => {
     const cert = await certificateOf(req, reply);
     if (!cert) return reply;
     const opened = await openPackage(deps.renewal, { downloadId: (req.params as { id: string }).id }, cert);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppDeps } from '../context.js';
 import { crlBundlePem, currentCrlNamed, currentCrls } from '../../certificates/crl-set.js';
+import { params } from '../input.js';
 
 /**
  * The CRLs at stable URLs, in DER (the standard form for CRL distribution points) and PEM (what
@@ -19,7 +20,7 @@ export function crlRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.get('/crl/bundle.pem', async (_req, reply) => cached(reply).type('application/x-pem-file').send(crlBundlePem(await currentCrls(await crlDeps()))));
 
-  app.get('/crl/:file', async (req, reply) => {
+  app.get('/crl/:file', { schema: { params: params({ file: 64 }) } }, async (req, reply) => {
     const m = /^(root|issuing(?:-[1-9]\d*)?)\.crl(\.pem)?$/.exec((req.params as { file: string }).file);
     const named = m ? await currentCrlNamed(await crlDeps(), m[1]!) : undefined;
     if (!named) return reply.callNotFound();
