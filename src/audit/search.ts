@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import type { AuditEvent } from '../db/schema.js';
+import { tenantCodeIs, tenantCodeKey } from '../db/tenant-code.js';
 
 /** The audit log as operators search it: by tenant, actor, action and period, newest first. */
 export interface AuditFilter {
@@ -13,7 +14,7 @@ export interface AuditFilter {
 
 export async function searchAudit(db: Db, f: AuditFilter, limit = 500): Promise<(AuditEvent & { tenant_code: string | null })[]> {
   let q = db.selectFrom('audit_events as a').leftJoin('tenants as t', 't.id', 'a.tenant_id').selectAll('a').select('t.code as tenant_code').orderBy('a.id', 'desc').limit(limit);
-  if (f.tenantCode) q = q.where('t.code', '=', f.tenantCode);
+  if (f.tenantCode) q = q.where(tenantCodeIs('t.code'), '=', tenantCodeKey(f.tenantCode));
   if (f.actor) q = q.where('a.actor', 'like', `%${f.actor.replace(/[%_]/g, '')}%`);
   if (f.action) q = q.where('a.action', '=', f.action);
   if (f.from && /^\d{4}-\d\d-\d\d/.test(f.from)) q = q.where('a.at', '>=', f.from.slice(0, 10));

@@ -10,6 +10,7 @@ import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
+import * as m007 from './migrations/007_tenant_code_ci.js';
 import { Refusal } from '../errors.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -29,6 +30,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '004_reminders': m004,
   '005_deliveries': m005,
   '006_revoked_index': m006,
+  '007_tenant_code_ci': m007,
 };
 
 class StaticProvider implements MigrationProvider {
