@@ -1,8 +1,9 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
-import { auditCsv, searchAudit } from '../audit/search.js';
+import { auditCsvStream, searchAudit } from '../audit/search.js';
 import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
 import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
 import { tenantDetail } from './tenant-detail.js';
@@ -197,10 +198,12 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
-    const rows = await searchAudit(db, { tenantCode: q.tenant, actor: q.actor, action: q.action, from: q.from, to: q.to }, q.format === 'csv' ? 100_000 : 500);
+    const filter = { tenantCode: q.tenant, actor: q.actor, action: q.action, from: q.from, to: q.to };
     if (q.format === 'csv') {
-      return reply.type('text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="kenshin-audit.csv"').header('Cache-Control', 'no-store').send('\ufeff' + auditCsv(rows));
+      const csv = Readable.from(auditCsvStream(db, filter, { bom: true }));
+      return reply.type('text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="kenshin-audit.csv"').header('Cache-Control', 'no-store').send(csv);
     }
+    const rows = await searchAudit(db, filter, 500);
     return sendPage(reply, 200, auditPage(ctxOf(req, p), { rows, query: q }));
   });
 }
