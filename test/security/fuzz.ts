@@ -537,8 +537,11 @@ export interface FuzzReport {
   cases: number;
   durationMs: number;
   statuses: Record<string, number>;
+  /** The first 50 of each, to reproduce; the counts are complete. */
   serverErrors: { summary: string; status: number; body: string }[];
   transportErrors: { summary: string; error: string }[];
+  serverErrorCount: number;
+  transportErrorCount: number;
   /** Cases answered by a handler behind the identity and CSRF checks (a 2xx/3xx or a domain 400/409/410). */
   reachedHandlers: number;
 }
@@ -565,7 +568,7 @@ export async function runFuzz(target: FuzzTarget, opts: { seed: number; cases: n
     ...(target.proxyHeader ? { proxyHeader: target.proxyHeader } : {}),
   };
 
-  const report: FuzzReport = { mode: target.mode, seed: opts.seed, cases: 0, durationMs: 0, statuses: {}, serverErrors: [], transportErrors: [], reachedHandlers: 0 };
+  const report: FuzzReport = { mode: target.mode, seed: opts.seed, cases: 0, durationMs: 0, statuses: {}, serverErrors: [], transportErrors: [], serverErrorCount: 0, transportErrorCount: 0, reachedHandlers: 0 };
   const started = process.hrtime.bigint();
   const batch = 100;
   const concurrency = opts.concurrency ?? 4;
@@ -585,14 +588,14 @@ export async function runFuzz(target: FuzzTarget, opts: { seed: number; cases: n
           } catch (e) {
             // A keep-alive connection the server closed after its previous answer (e.g. a 413) can
             // fail the next request on it; once more on a fresh connection, then it counts.
-            if (attempt === 1) report.transportErrors.push({ summary: c.summary, error: String((e as Error).message ?? e) });
+            if (attempt === 1 && report.transportErrorCount++ < 50) report.transportErrors.push({ summary: c.summary, error: String((e as Error).message ?? e) });
           }
         }
         report.cases++;
         if (c.endsSession) ended = true;
         if (!res) continue;
         report.statuses[res.status] = (report.statuses[res.status] ?? 0) + 1;
-        if (res.status >= 500) report.serverErrors.push({ summary: c.summary, status: res.status, body: res.text.slice(0, 300) });
+        if (res.status >= 500 && report.serverErrorCount++ < 50) report.serverErrors.push({ summary: c.summary, status: res.status, body: res.text.slice(0, 300) });
         if (c.identity !== 'none' && c.identity !== 'expired' && (res.status < 400 || [409, 410].includes(res.status) || (res.status === 400 && !/invalid_input|<p id="error">「/.test(res.text)))) report.reachedHandlers++;
       }
     };
