@@ -113,7 +113,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const serial = (req.params as { serial: string }).serial;
     const revoked = await revokeCertificate({ db, clock }, { serial, reason: body.reason, actor: `operator:${p.user.login_id}`, withSuccessors: body.withSuccessors === '1' });
     await publishCrlsFor({ db, clock, cas: await deps.runtime.caSet() }, [revoked.serial, ...revoked.alsoRevoked]);
-    return reply.redirect(`/admin/certificates/${serial}`, 303);
+    // The stored form, not the path as typed: "AB:CD\n…" finds the certificate but is no header value.
+    return reply.redirect(`/admin/certificates/${revoked.serial}`, 303);
   });
 
   const tenancy = { db, clock };
@@ -128,7 +129,7 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
     try {
       const notice = await fn(p, body, `operator:${p.user.login_id}`);
-      return notice ? showTenant(req, reply, p, code, 200, { notice }) : reply.redirect(`/admin/tenants/${code}`, 303);
+      return notice ? showTenant(req, reply, p, code, 200, { notice }) : reply.redirect(`/admin/tenants/${encodeURIComponent(code)}`, 303);
     } catch (e) {
       if (!isRefusal(e) || e.code === 'unknown_tenant') throw e;
       return showTenant(req, reply, p, code, 400, { error: e.message });

@@ -248,7 +248,7 @@ function plausible(rng: Rng, field: string, ctx: { victimSerial: string }): stri
   const n = () => String(rng.int(1_000_000));
   switch (field) {
     case 'code':
-      return rng.pick(['T0001', 't0001', 'T0002', 'OPERATORS', `FZ${n()}`, 'bad code', '-x']);
+      return rng.pick(['T0001', 't0001', 'T0002', 'OPERATORS', 'operators', `FZ${n()}`, 'bad code', '-x', 'T0001\r\n', '\u212A0001']);
     case 'tenant':
       // Issuing a certificate is real work (an RSA key): a valid tenant only now and then.
       return rng.chance(0.15) ? rng.pick(['T0001', 't0002']) : rng.pick(['', 'T0404', 'nope!', 'T0001 ']);
@@ -280,7 +280,12 @@ function plausible(rng: Rng, field: string, ctx: { victimSerial: string }): stri
     case 'profile':
       return rng.pick(['compatible', 'modern', 'legacy']);
     case 'serial':
-      return rng.chance(0.2) ? ctx.victimSerial : rng.pick(['00', 'zzzz', 'AB:CD:EF', (rng.next() * 1e16).toString(16)]);
+      if (rng.chance(0.2)) {
+        // The victim's serial as people type it: upper case, colons, a stray line break or space.
+        const v = ctx.victimSerial;
+        return rng.pick([v, v.toUpperCase(), v.replace(/(..)(?!$)/g, '$1:'), v.slice(0, 4) + '\n' + v.slice(4), ` ${v}\t`]);
+      }
+      return rng.pick(['00', 'zzzz', 'AB:CD:EF', (rng.next() * 1e16).toString(16)]);
     case 'reason':
       return rng.pick(['keyCompromise', 'unspecified', 'superseded', 'because']);
     case 'withSuccessors':

@@ -150,6 +150,23 @@ describe('request shapes are checked at the edge', async () => {
     assert.equal((await c.request('POST', '/api/cert', { json: {} })).status, 200);
   });
 
+  test('a path parameter the domain normalises is not echoed into the Location header', async () => {
+    const c = await w.cert(300);
+    // Upper case, colons and a line break: still this serial to normaliseSerial, but no header value.
+    const typed = c.row.serial.toUpperCase().replace(/(..)(?!$)/g, '$1:').replace(':', '\n');
+    const r = await ops.request('POST', `/admin/certificates/${encodeURIComponent(typed)}/revoke`, { form: { _csrf: opsCsrf, reason: 'superseded' } });
+    assert.equal(r.status, 303, r.text.slice(0, 300));
+    assert.equal(r.headers.location, `/admin/certificates/${c.row.serial}`);
+    const renamed = await ops.request('POST', '/admin/tenants/t0002', { form: { _csrf: opsCsrf, name: '別の医院' } });
+    assert.equal(renamed.status, 303);
+    assert.equal(renamed.headers.location, '/admin/tenants/t0002');
+    // The Kelvin sign lower-cases to "k" in JavaScript, not in SQL: it finds no tenant K0001.
+    await addTenant({ db, clock: w.clock }, { code: 'K0001', name: 'ケー医院' }, 'test');
+    const kelvin = await ops.request('POST', `/admin/tenants/${encodeURIComponent('\u212A0001')}`, { form: { _csrf: opsCsrf, name: 'x' } });
+    assert.equal(kelvin.status, 400);
+    assert.equal((await db.selectFrom('tenants').select('name').where('code', '=', 'K0001').executeTakeFirstOrThrow()).name, 'ケー医院');
+  });
+
   test('a JSON body larger than a form is a 413, not parsed', async () => {
     const r = await ops.request('POST', '/admin/tenants', { json: { _csrf: opsCsrf, name: 'x'.repeat(20_000) } });
     assert.equal(r.status, 413);
