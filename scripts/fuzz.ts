@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz [-- --seed N] [--cases N] [--modes direct,proxy]`: the long fuzz run, the same
+ * `npm run fuzz [-- --seed N] [--cases N] [--modes direct,proxy,nginx]`: the long fuzz run, the same
  * fuzzer and assertions as CI's bounded one (test/security/fuzz.test.ts) with more cases
  * (100,000 per mode by default). It prints cases, duration, status counts and the 5xx count per mode.
  */
@@ -11,7 +11,7 @@ const { values } = parseArgs({
   options: {
     seed: { type: 'string', default: String(Date.now() % 1_000_000_000) },
     cases: { type: 'string', default: '100000' },
-    modes: { type: 'string', default: 'direct,proxy' },
+    modes: { type: 'string', default: 'direct,proxy,nginx' },
   },
 });
 for (const [k, v] of [['seed', values.seed], ['cases', values.cases]] as const) {
@@ -20,8 +20,8 @@ for (const [k, v] of [['seed', values.seed], ['cases', values.cases]] as const) 
     process.exit(2);
   }
 }
-if (!/^(direct|proxy)(,(direct|proxy))*$/.test(values.modes)) {
-  process.stderr.write(`--modes: expected direct, proxy or direct,proxy, got "${values.modes}"\n`);
+if (!/^(direct|proxy|nginx)(,(direct|proxy|nginx))*$/.test(values.modes)) {
+  process.stderr.write(`--modes: expected a comma-separated list of direct, proxy, nginx, got "${values.modes}"\n`);
   process.exit(2);
 }
 process.stderr.write(`fuzz: seed ${values.seed}, ${values.cases} cases per mode (${values.modes})\n`);

@@ -503,7 +503,7 @@ export function makeCase(rng: Rng, n: number, ctx: { victimSerial: string; csrf:
 export interface FuzzTarget {
   world: PortalWorld;
   transport: Transport;
-  mode: 'direct' | 'proxy';
+  mode: FuzzMode;
   victimSerial: string;
   proxyHeader?: string;
 }
@@ -512,11 +512,14 @@ export interface FuzzTarget {
  * A portal world (makePortalWorld: tenants T0001/T0002, users yamada, solo, nobody, other) plus an
  * operator, a user "victim" for the console to lock and reset, and certificates for each identity.
  * Direct mode: Kenshin's own mTLS listener. Proxy mode: Kenshin on plain HTTP trusting 127.0.0.1,
- * the certificate in X-SSL-Client-Cert, as behind deploy/nginx.conf.
+ * the certificate in X-SSL-Client-Cert, reached directly (nothing in front filters the requests).
+ * nginx mode: the shipped deploy/nginx.conf in front of Kenshin's unix socket (test/helpers/front.ts).
  */
-export async function makeFuzzTarget(mode: 'direct' | 'proxy'): Promise<FuzzTarget> {
+export type FuzzMode = 'direct' | 'proxy' | 'nginx';
+
+export async function makeFuzzTarget(mode: FuzzMode): Promise<FuzzTarget> {
   const env: Record<string, string> = mode === 'proxy' ? { KENSHIN_MODE: 'proxy', KENSHIN_TRUSTED_PROXIES: '127.0.0.1' } : {};
-  const w = await makePortalWorld('sqlite', env);
+  const w = await makePortalWorld('sqlite', env, { via: mode === 'nginx' ? 'nginx' : 'direct' });
   const deps = { db: w.runtime.database.db, clock: w.clock };
   await addTenant(deps, { code: 'OPERATORS', name: '運用者' }, 'test');
   await addUser(deps, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
@@ -531,9 +534,10 @@ export async function makeFuzzTarget(mode: 'direct' | 'proxy'): Promise<FuzzTarg
     victim: await w.cert(500),
   };
   const certs: Certificates = Object.fromEntries(Object.entries(issued).map(([k, c]) => [k, { file: c.file, password: c.password, pem: c.row.pem }]));
-  const transport = mode === 'direct' ? directTransport(w.server.url, w.ca, certs) : proxyTransport(w.server.url, certs);
+  // nginx terminates mTLS like Kenshin's own listener does, so the same transport talks to it.
+  const transport = mode === 'proxy' ? proxyTransport(w.url, certs) : directTransport(w.url, w.ca, certs);
   w.onClose(async () => transport.close());
-  return { world: w, transport, mode, victimSerial: issued.victim.row.serial, ...(mode === 'proxy' ? { proxyHeader: 'x-ssl-client-cert' } : {}) };
+  return { world: w, transport, mode, victimSerial: issued.victim.row.serial, ...(mode === 'direct' ? {} : { proxyHeader: 'x-ssl-client-cert' }) };
 }
 
 export interface FuzzReport {
