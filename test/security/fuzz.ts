@@ -89,20 +89,40 @@ export interface Certificates {
   [name: string]: { file: Uint8Array; password: string; pem: string };
 }
 
+/**
+ * Once more on a fresh connection when a kept-alive one fails: the server may close a connection
+ * after an answer (a 413 whose body it did not read) just as the next request is written to it.
+ * A request that fails on a fresh connection too is a real failure.
+ */
+async function withRetry(first: () => Promise<FuzzResponse>, fresh: () => Promise<FuzzResponse>): Promise<FuzzResponse> {
+  try {
+    return await first();
+  } catch {
+    return fresh();
+  }
+}
+
 /** Direct mode: Kenshin terminates TLS; each identity has its own keep-alive agent (the certificate is per connection). */
 export function directTransport(url: string, ca: string, certs: Certificates): Transport {
   const agents = new Map<IdentityName, https.Agent>();
+  const tlsOptions = (id: IdentityName) => {
+    const c = certs[id];
+    return { ca, ...(c ? { pfx: Buffer.from(c.file), passphrase: c.password } : {}) };
+  };
   const agentFor = (id: IdentityName) => {
     let a = agents.get(id);
     if (!a) {
-      const c = certs[id];
-      a = new https.Agent({ keepAlive: true, maxSockets: 8, ca, ...(c ? { pfx: Buffer.from(c.file), passphrase: c.password } : {}) });
+      a = new https.Agent({ keepAlive: true, maxSockets: 8, ...tlsOptions(id) });
       agents.set(id, a);
     }
     return a;
   };
   return {
-    send: (id, r) => exchange(https, url, r.path, { method: r.method, headers: r.headers, agent: agentFor(id) }, r.body),
+    send: (id, r) =>
+      withRetry(
+        () => exchange(https, url, r.path, { method: r.method, headers: r.headers, agent: agentFor(id) }, r.body),
+        () => exchange(https, url, r.path, { method: r.method, headers: r.headers, agent: false, ...tlsOptions(id) }, r.body),
+      ),
     close: () => agents.forEach((a) => a.destroy()),
   };
 }
@@ -115,7 +135,10 @@ export function proxyTransport(url: string, certs: Certificates, header = 'x-ssl
       const c = certs[id];
       const headers = { ...r.headers };
       if (c && headers[header] === undefined) headers[header] = encodeURIComponent(c.pem);
-      return exchange(http, url, r.path, { method: r.method, headers, agent }, r.body);
+      return withRetry(
+        () => exchange(http, url, r.path, { method: r.method, headers, agent }, r.body),
+        () => exchange(http, url, r.path, { method: r.method, headers, agent: false }, r.body),
+      );
     },
     close: () => agent.destroy(),
   };
@@ -591,14 +614,10 @@ export async function runFuzz(target: FuzzTarget, opts: { seed: number; cases: n
       while (next < cases.length) {
         const c = cases[next++]!;
         let res: FuzzResponse | undefined;
-        for (let attempt = 0; attempt < 2 && !res; attempt++) {
-          try {
-            res = await transport.send(c.identity, c.request);
-          } catch (e) {
-            // A keep-alive connection the server closed after its previous answer (e.g. a 413) can
-            // fail the next request on it; once more on a fresh connection, then it counts.
-            if (attempt === 1 && report.transportErrorCount++ < 50) report.transportErrors.push({ summary: c.summary, error: String((e as Error).message ?? e) });
-          }
+        try {
+          res = await transport.send(c.identity, c.request);
+        } catch (e) {
+          if (report.transportErrorCount++ < 50) report.transportErrors.push({ summary: c.summary, error: String((e as Error).message ?? e) });
         }
         report.cases++;
         if (c.endsSession) ended = true;
