@@ -43,7 +43,9 @@ export const text = (maxLength: number): Schema => ({ type: 'string', maxLength 
  * browser extension adding one must not break a form. Every form carries the CSRF token.
  */
 export const body = (fields: Record<string, number> = {}): Schema => ({
-  type: 'object',
+  // No body at all is not a wrong shape: the handler's checks answer it (a missing CSRF token, or the
+  // refusal page for a certificate nginx rejected, which nginx forwards without its body).
+  type: ['object', 'null'],
   additionalProperties: false,
   properties: Object.fromEntries(Object.entries({ _csrf: LIMIT.csrf, ...fields }).map(([k, n]) => [k, text(n)])),
 });
