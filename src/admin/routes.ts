@@ -1,8 +1,9 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pageContext, sendPage, type AppDeps } from '../web/context.js';
 import { requirePortal, type Portal } from '../web/routes/portal.js';
 import { dashboard } from './dashboard.js';
-import { auditCsv, searchAudit } from '../audit/search.js';
+import { auditCsvStream, searchAudit } from '../audit/search.js';
 import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
 import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
 import { tenantDetail } from './tenant-detail.js';
@@ -10,6 +11,7 @@ import { holdForDelivery, takeDelivery } from './delivery.js';
 import { tokensMatch } from '../web/csrf.js';
 import { errorPage } from '../web/views/refusal.js';
 import { isRefusal } from '../errors.js';
+import { body, LIMIT, params, query as querySchema } from '../web/input.js';
 import { publishCrlsFor } from '../certificates/crl-set.js';
 import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, type IssueHooks } from '../certificates/service.js';
 
@@ -34,14 +36,15 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
   const query = (req: FastifyRequest) => Object.fromEntries(Object.entries((req.query ?? {}) as Record<string, string>).filter(([k, v]) => typeof v === 'string' && v !== '' && k !== 'lang'));
 
-  app.get('/admin', async (req, reply) => {
+  app.get('/admin', { schema: { querystring: querySchema({ after: 128 }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const after = (req.query as Record<string, unknown>).after;
     return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock, { after: typeof after === 'string' ? after : undefined })));
   });
 
-  app.get('/admin/certificates', async (req, reply) => {
+  const serialParam = params({ serial: LIMIT.serial });
+  app.get('/admin/certificates', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, within: LIMIT.word, status: LIMIT.word }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
@@ -51,21 +54,22 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { rows, tenant: q.tenant ?? '', within: q.within ?? '', status: status ?? '' }));
   });
 
-  app.get('/admin/certificates/:serial', async (req, reply) => {
+  app.get('/admin/certificates/:serial', { schema: { params: serialParam } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const c = await getCertificate({ db, clock }, (req.params as { serial: string }).serial);
     return sendPage(reply, 200, certificatePage(ctxOf(req, p), c, p.session.csrf_token));
   });
 
-  app.get('/admin/certificates/new', async (req, reply) => {
+  app.get('/admin/certificates/new', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, reissue: LIMIT.serial }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
     return sendPage(reply, 200, issueFormPage(ctxOf(req, p), { tenant: q.tenant, reissue: q.reissue, csrf: p.session.csrf_token }));
   });
 
-  app.post('/admin/certificates', async (req, reply) => {
+  const issueFields = body({ tenant: LIMIT.tenantCode, label: LIMIT.label, reissue: LIMIT.serial, key: LIMIT.word, profile: LIMIT.word });
+  app.post('/admin/certificates', { schema: { body: issueFields } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -96,14 +100,14 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     );
   });
 
-  app.get('/admin/deliveries/:id', async (req, reply) => {
+  app.get('/admin/deliveries/:id', { schema: { params: params({ id: LIMIT.downloadId }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const d = await takeDelivery({ db, clock, vault: deps.renewal.vault }, (req.params as { id: string }).id, { id: p.user.id, loginId: p.user.login_id });
     return reply.header('Content-Type', 'application/x-pkcs12').header('Content-Disposition', `attachment; filename="${d.filename}"`).header('Cache-Control', 'no-store').send(Buffer.from(d.file));
   });
 
-  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
+  app.post('/admin/certificates/:serial/revoke', { schema: { params: serialParam, body: body({ reason: LIMIT.reason, withSuccessors: LIMIT.word }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -111,7 +115,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     const serial = (req.params as { serial: string }).serial;
     const revoked = await revokeCertificate({ db, clock }, { serial, reason: body.reason, actor: `operator:${p.user.login_id}`, withSuccessors: body.withSuccessors === '1' });
     await publishCrlsFor({ db, clock, cas: await deps.runtime.caSet() }, [revoked.serial, ...revoked.alsoRevoked]);
-    return reply.redirect(`/admin/certificates/${serial}`, 303);
+    // The stored form, not the path as typed: "AB:CD\n…" finds the certificate but is no header value.
+    return reply.redirect(`/admin/certificates/${revoked.serial}`, 303);
   });
 
   const tenancy = { db, clock };
@@ -126,7 +131,7 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(ctxOf(req, p), req.kenshin.t('error.csrf')));
     try {
       const notice = await fn(p, body, `operator:${p.user.login_id}`);
-      return notice ? showTenant(req, reply, p, code, 200, { notice }) : reply.redirect(`/admin/tenants/${code}`, 303);
+      return notice ? showTenant(req, reply, p, code, 200, { notice }) : reply.redirect(`/admin/tenants/${encodeURIComponent(code)}`, 303);
     } catch (e) {
       if (!isRefusal(e) || e.code === 'unknown_tenant') throw e;
       return showTenant(req, reply, p, code, 400, { error: e.message });
@@ -140,7 +145,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, tenantsPage(ctxOf(req, p), { tenants, csrf: p.session.csrf_token }));
   });
 
-  app.post('/admin/tenants', async (req, reply) => {
+  const tenantFields = body({ code: LIMIT.tenantCode, name: LIMIT.name, email: LIMIT.email });
+  app.post('/admin/tenants', { schema: { body: tenantFields } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, string>;
@@ -155,20 +161,22 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     }
   });
 
-  app.get('/admin/tenants/:code', async (req, reply) => {
+  const codeParam = params({ code: LIMIT.tenantCode });
+  app.get('/admin/tenants/:code', { schema: { params: codeParam } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     return showTenant(req, reply, p, (req.params as { code: string }).code);
   });
-  app.post('/admin/tenants/:code', (req, reply) => {
+  app.post('/admin/tenants/:code', { schema: { params: codeParam, body: tenantFields } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => void (await updateTenant(tenancy, code, { name: b.name, email: b.email }, actor)));
   });
-  app.post('/admin/tenants/:code/institutions', (req, reply) => {
+  app.post('/admin/tenants/:code/institutions', { schema: { params: codeParam, body: body({ number: LIMIT.institutionNumber, name: LIMIT.name }) } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => void (await addInstitution(tenancy, { tenantCode: code, number: b.number, name: b.name }, actor)));
   });
-  app.post('/admin/tenants/:code/users', (req, reply) => {
+  const userFields = body({ login: LIMIT.loginId, role: LIMIT.word, institutions: LIMIT.institutionList });
+  app.post('/admin/tenants/:code/users', { schema: { params: codeParam, body: userFields } }, (req, reply) => {
     const code = (req.params as { code: string }).code;
     return change(req, reply, code, async (_p, b, actor) => {
       // The first password is generated and shown once, like a reset: operators never choose one.
@@ -178,7 +186,7 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
   });
   for (const action of ['lock', 'unlock', 'reset-password', 'institutions'] as const) {
-    app.post(`/admin/tenants/:code/users/:login/${action}`, (req, reply) => {
+    app.post(`/admin/tenants/:code/users/:login/${action}`, { schema: { params: params({ code: LIMIT.tenantCode, login: LIMIT.loginId }), body: userFields } }, (req, reply) => {
       const { code, login } = req.params as { code: string; login: string };
       return change(req, reply, code, async (_p, b, actor) => {
         if (action === 'lock' || action === 'unlock') return void (await setUserLocked(tenancy, code, login, action === 'lock', actor));
@@ -188,14 +196,17 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
   }
 
-  app.get('/admin/audit', async (req, reply) => {
+  const auditQuery = querySchema({ tenant: LIMIT.tenantCode, actor: LIMIT.search, action: LIMIT.search, from: LIMIT.date, to: LIMIT.date, format: LIMIT.word });
+  app.get('/admin/audit', { schema: { querystring: auditQuery } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
-    const rows = await searchAudit(db, { tenantCode: q.tenant, actor: q.actor, action: q.action, from: q.from, to: q.to }, q.format === 'csv' ? 100_000 : 500);
+    const filter = { tenantCode: q.tenant, actor: q.actor, action: q.action, from: q.from, to: q.to };
     if (q.format === 'csv') {
-      return reply.type('text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="kenshin-audit.csv"').header('Cache-Control', 'no-store').send('\ufeff' + auditCsv(rows));
+      const csv = Readable.from(auditCsvStream(db, filter, { bom: true }));
+      return reply.type('text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="kenshin-audit.csv"').header('Cache-Control', 'no-store').send(csv);
     }
+    const rows = await searchAudit(db, filter, 500);
     return sendPage(reply, 200, auditPage(ctxOf(req, p), { rows, query: q }));
   });
 }

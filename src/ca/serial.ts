@@ -13,8 +13,13 @@ export function randomSerial(): string {
   return bytes.toString('hex');
 }
 
-/** Normalises user input (colons, case, leading zeros) to the stored form. */
-export function normaliseSerial(input: string): string | undefined {
+/**
+ * Normalises user input (colons, case, leading zeros) to the stored form; anything that is not one
+ * string of a plausible length (a repeated form field is an array) is simply not a serial.
+ */
+export function normaliseSerial(input: unknown): string | undefined {
+  // 40 hex digits with a separator between every pair and some padding: nothing longer is a serial.
+  if (typeof input !== 'string' || input.length > 128) return undefined;
   const hex = input.replace(/[:\s]/g, '').toLowerCase().replace(/^0+/, '');
   return /^[0-9a-f]{1,40}$/.test(hex) ? hex : undefined;
 }

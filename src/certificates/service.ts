@@ -229,7 +229,7 @@ export async function getCertificate(deps: Pick<CertificateDeps, 'db' | 'clock'>
 
 export async function findBySerial(db: Db, serialInput: string): Promise<CertificateRow> {
   const serial = normaliseSerial(serialInput);
-  if (!serial) throw invalidInput('serial', `"${serialInput}" is not a hexadecimal serial number`);
+  if (!serial) throw invalidInput('serial', `"${String(serialInput).slice(0, 64)}" is not a hexadecimal serial number`);
   const row = await db.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
   if (!row) throw new Refusal('unknown_certificate', `no certificate with serial ${serial}`, { field: 'serial' });
   return row;
@@ -244,7 +244,7 @@ export async function revokeCertificate(
   req: { serial: string; reason?: string | undefined; actor: string; withSuccessors?: boolean },
 ): Promise<CertificateView & { alsoRevoked: string[] }> {
   const reason = (req.reason ?? 'unspecified') as RevocationReason;
-  if (!REVOCATION_REASONS.includes(reason)) throw invalidInput('reason', `expected one of ${REVOCATION_REASONS.join(', ')}, got "${req.reason}"`);
+  if (!REVOCATION_REASONS.includes(reason)) throw invalidInput('reason', `expected one of ${REVOCATION_REASONS.join(', ')}, got "${String(req.reason).slice(0, 40)}"`);
   const row = await findBySerial(deps.db, req.serial);
   const now = deps.clock.now();
   const alsoRevoked: string[] = [];

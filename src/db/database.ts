@@ -10,6 +10,7 @@ import * as m003 from './migrations/003_crl.js';
 import * as m004 from './migrations/004_reminders.js';
 import * as m005 from './migrations/005_deliveries.js';
 import * as m006 from './migrations/006_revoked_index.js';
+import * as m007 from './migrations/007_tenant_code_ci.js';
 import * as m008 from './migrations/008_handovers.js';
 import * as m009 from './migrations/009_login_window.js';
 import * as m011 from './migrations/011_open_certificates_index.js';
@@ -33,6 +34,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '004_reminders': m004,
   '005_deliveries': m005,
   '006_revoked_index': m006,
+  '007_tenant_code_ci': m007,
   '008_handovers': m008,
   '009_login_window': m009,
   '011_open_certificates_index': m011,

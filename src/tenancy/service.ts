@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/database.js';
+import { tenantCodeIs, tenantCodeKey } from '../db/tenant-code.js';
 import type { Clock } from '../clock.js';
 import type { Institution, Tenant, User } from '../db/schema.js';
 import { appendAudit } from '../audit/log.js';
@@ -19,7 +20,8 @@ export interface TenancyDeps {
 }
 
 export async function findTenant(db: Db, code: string): Promise<Tenant> {
-  const t = await db.selectFrom('tenants').selectAll().where('code', '=', code).executeTakeFirst();
+  // Case-insensitive (validation.ts#tenantCode): "t0001" finds T0001.
+  const t = await db.selectFrom('tenants').selectAll().where(tenantCodeIs('code'), '=', tenantCodeKey(code)).executeTakeFirst();
   if (!t) throw new Refusal('unknown_tenant', `unknown tenant "${code}"`, { field: 'tenant', details: { code } });
   return t;
 }
@@ -40,7 +42,8 @@ export async function addTenant(deps: TenancyDeps, input: { code?: string; name?
       return row;
     });
   } catch (e) {
-    if (isUniqueViolation(e)) throw new Refusal('duplicate_tenant', `tenant code "${code}" already exists`, { field: 'code' });
+    // Also when it differs only in case: the unique index is on lower(code).
+    if (isUniqueViolation(e)) throw new Refusal('duplicate_tenant', `tenant code "${code}" already exists (codes are case-insensitive)`, { field: 'code' });
     throw e;
   }
 }
@@ -84,8 +87,8 @@ export async function addUser(
   // An operator sees every tenant: the role exists only in the reserved operators' tenant, and that
   // tenant holds operators only. A 管理者 there would get the tenant-admin pages over the operators
   // (reset their passwords, lock them): an operator takeover.
-  if (role === 'operator' && tenant.code !== v.OPERATORS_TENANT) throw invalidInput('role', `operator users belong to the ${v.OPERATORS_TENANT} tenant`);
-  if (role !== 'operator' && tenant.code === v.OPERATORS_TENANT) throw invalidInput('role', `the ${v.OPERATORS_TENANT} tenant holds operators only (role operator)`);
+  if (role === 'operator' && tenant.code.toUpperCase() !== v.OPERATORS_TENANT) throw invalidInput('role', `operator users belong to the ${v.OPERATORS_TENANT} tenant`);
+  if (role !== 'operator' && tenant.code.toUpperCase() === v.OPERATORS_TENANT) throw invalidInput('role', `the ${v.OPERATORS_TENANT} tenant holds operators only (role operator)`);
   // Only this tenant's institutions are looked at: "another tenant's" and "unknown" read the same,
   // so a tenant's 管理者 learns nothing about other tenants' 機関番号.
   const institutions = numbers.length
@@ -128,7 +131,7 @@ export async function updateTenant(deps: TenancyDeps, code: string, input: { nam
 }
 
 async function findUser(db: Db, tenantCode: string, loginId: string): Promise<User & { tenant_code: string }> {
-  const user = await db.selectFrom('users as u').innerJoin('tenants as t', 't.id', 'u.tenant_id').selectAll('u').select('t.code as tenant_code').where('t.code', '=', tenantCode).where('u.login_id', '=', loginId).executeTakeFirst();
+  const user = await db.selectFrom('users as u').innerJoin('tenants as t', 't.id', 'u.tenant_id').selectAll('u').select('t.code as tenant_code').where(tenantCodeIs('t.code'), '=', tenantCodeKey(tenantCode)).where('u.login_id', '=', loginId).executeTakeFirst();
   if (!user) throw new Refusal('invalid_input', `no user "${loginId}" in tenant ${tenantCode}`, { field: 'login' });
   return user;
 }

@@ -21,6 +21,7 @@ import { securityHeaders } from './security-headers.js';
 import { OneLinePerRequest } from './logging.js';
 import { serverTimeoutOptions } from './limits.js';
 import type { ConnectionLimits } from '../config.js';
+import { invalidField, invalidFieldMessage, isValidationError, requireSchemas } from './input.js';
 
 /** HTTP status for each refusal the domain can raise while serving a request. */
 const STATUS: Partial<Record<RefusalCode, number>> = {
@@ -60,6 +61,12 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     ...(timeouts?.fastify ?? {}),
     ...(opts.https ? { https: { ...opts.https, ...(timeouts ? { ...httpTimeouts, handshakeTimeout } : {}) } } : timeouts ? { http: httpTimeouts } : {}),
     ...(opts.trustProxy ? { trustProxy: opts.trustProxy } : {}),
+    // No route takes more than a form's worth: JSON is held to the same 16 KiB as forms (Fastify's
+    // default would be 1 MiB), so an oversized body is a 413 before it is parsed.
+    bodyLimit: 16 * 1024,
+    // Every field is text. Ajv's default coercion would turn a JSON number or a one-element array
+    // into a string and let the wrong shape through; the schemas in input.ts say exactly what comes.
+    ajv: { customOptions: { coerceTypes: false } },
   } as FastifyServerOptions) as unknown as FastifyInstance;
   // A TLS 1.2 renegotiation could present another certificate on the same connection; the
   // identity is read once per connection (presentedFromTls), so renegotiation is refused.
@@ -86,6 +93,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     deps.metrics?.requestDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  // Before any route: every route gets a query schema, and one that takes a body must bring its own.
+  app.addHook('onRoute', requireSchemas);
   healthRoutes(app, { db: deps.runtime.database.db, caLoaded: () => true, draining: () => false, ...opts.readiness });
   helpRoutes(app);
   crlRoutes(app, deps);
@@ -107,6 +116,12 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
       if (api) return jsonError(reply, status, error.code, error.message, error.details);
       const t = req.kenshin?.t ?? translator('ja');
       return sendPage(reply, status, errorPage(pageContext(req), error.code === 'package_expired' ? t('error.package_expired') : t('error.generic')));
+    }
+    // A body, query or path parameter of the wrong shape or length (input.ts): 400 naming the field.
+    if (isValidationError(error)) {
+      const f = invalidField(error);
+      if (api) return jsonError(reply, 400, 'invalid_input', f.message, { field: f.field });
+      return sendPage(reply, 400, errorPage(pageContext(req), invalidFieldMessage(req.kenshin?.t ?? translator('ja'), f)));
     }
     const e = error as { statusCode?: number; code?: string; message?: string };
     // Framework-level client errors (bad JSON, too large a body): a 4xx with a code, never a 500.

@@ -67,6 +67,7 @@ for (const dialect of testDialects()) {
       assert.doesNotMatch(page.text, /<code>tenant\.created<\/code>/);
       const csv = await c.get('/admin/audit?tenant=T0001&format=csv');
       assert.equal(csv.headers['content-type'], 'text/csv; charset=utf-8');
+      assert.ok(csv.text.startsWith('\ufeffid,at,'), 'streamed, still with the BOM Excel needs');
       const lines = csv.text.replace(/^\ufeff/, '').trim().split('\r\n');
       assert.equal(lines[0], 'id,at,tenant,actor,action,target,details,hash');
       assert.ok(lines.length > 5);

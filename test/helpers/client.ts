@@ -22,21 +22,21 @@ export class TlsClient {
   ) {}
 
   /**
-   * `body`: raw bytes sent as they are, with only the headers given (for malformed requests).
+   * `raw` sends the bytes as they are (with the content type in `headers`): repeated fields, bad encodings.
    * `servername`: the name the server certificate is checked against when `host` is forged.
    */
-  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; body?: string | Uint8Array; headers?: Record<string, string>; servername?: string } = {}): Promise<Response> {
+  request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; raw?: string | Buffer; headers?: Record<string, string>; servername?: string } = {}): Promise<Response> {
     const url = new URL(path, this.base);
     let payload: Buffer | undefined;
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.form) {
       payload = Buffer.from(new URLSearchParams(opts.form).toString());
       headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (opts.raw !== undefined) {
+      payload = Buffer.from(opts.raw);
     } else if (opts.json !== undefined) {
       payload = Buffer.from(JSON.stringify(opts.json));
       headers['content-type'] = 'application/json';
-    } else if (opts.body !== undefined) {
-      payload = Buffer.from(opts.body);
     }
     if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     return new Promise((resolve, reject) => {

@@ -15,6 +15,8 @@ import { TlsClient } from './client.js';
  */
 export interface PortalWorld extends World {
   server: RunningServer;
+  /** What clients connect to: Kenshin's own port, or nginx's in front of it. */
+  url: string;
   ca: string;
   cert(daysLeft: number, opts?: { tenant?: string; notBeforeDaysAgo?: number }): Promise<{ row: CertificateRow; file: Uint8Array; password: string }>;
   client(cert?: { file: Uint8Array; password: string }): TlsClient;
@@ -22,7 +24,7 @@ export interface PortalWorld extends World {
 
 export const PASSWORD = 'correct horse battery';
 
-export async function makePortalWorld(dialect: Dialect, env: Record<string, string> = {}): Promise<PortalWorld> {
+export async function makePortalWorld(dialect: Dialect, env: Record<string, string> = {}, front: { via?: 'direct' | 'nginx' } = {}): Promise<PortalWorld> {
   const w = await makeWorld(dialect, { env: { KENSHIN_LISTEN: '127.0.0.1:0', KENSHIN_MINT_WORKERS: '0', KENSHIN_OPERATOR_CONTACT: '運用窓口 03-0000-0000', ...env } });
   const deps = { db: w.runtime.database.db, clock: w.clock };
   await addTenant(deps, { code: 'T0001', name: '山田クリニック' }, 'test');
@@ -35,12 +37,13 @@ export async function makePortalWorld(dialect: Dialect, env: Record<string, stri
   await addInstitution(deps, { tenantCode: 'T0002', number: '2712345678', name: '別の医院' }, 'test');
   await addUser(deps, { tenantCode: 'T0002', loginId: 'other', password: PASSWORD, role: 'user', institutionNumbers: ['2712345678'] }, 'test');
 
-  const { server, url } = await startFront(w);
+  const { server, url } = await startFront(w, front);
   const ca = fs.readFileSync(w.runtime.paths.rootCert, 'utf8');
   const certDeps = await w.runtime.certificateDeps();
   return {
     ...w,
     server,
+    url,
     ca,
     async cert(daysLeft, opts = {}) {
       const now = w.clock.now().getTime();

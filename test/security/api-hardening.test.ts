@@ -23,13 +23,13 @@ describe('JSON API hardening', async () => {
   test('JSON POSTs take application/json bodies only (text/plain is what a cross-site form can send)', async () => {
     const cert = await w.cert(50);
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'text/plain; charset=utf-8']) {
-      const r = await w.client(cert).request('POST', '/api/cert', { body: '{}', headers: { 'content-type': type } });
+      const r = await w.client(cert).request('POST', '/api/cert', { raw: '{}', headers: { 'content-type': type } });
       assert.equal(r.status, 415, `${type}: ${r.text}`);
       assert.equal(r.json().error, 'unsupported_media_type');
     }
     assert.equal((await w.runtime.database.db.selectFrom('renewals').select('id').where('predecessor_id', '=', cert.row.id).execute()).length, 0);
     // What monsiaj and glclient send.
-    const ok = await w.client(cert).request('POST', '/api/cert', { body: '{}', headers: { 'content-type': 'application/json; charset=UTF-8' } });
+    const ok = await w.client(cert).request('POST', '/api/cert', { raw: '{}', headers: { 'content-type': 'application/json; charset=UTF-8' } });
     assert.equal(ok.status, 200, ok.text);
   });
 

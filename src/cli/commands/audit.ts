@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { EXIT_FAILED } from '../errors.js';
-import { auditCsv, parseDay, searchAudit } from '../../audit/search.js';
+import { auditCsvStream, parseDay, searchAudit } from '../../audit/search.js';
 import { table } from '../output.js';
 
 export function registerAudit(program: Command, io: CliIo, exit: ExitBox): void {
@@ -22,8 +22,13 @@ export function registerAudit(program: Command, io: CliIo, exit: ExitBox): void 
         const from = parseDay('from', o.from);
         const to = parseDay('to', o.to);
         const rt = await runtime();
-        const rows = await searchAudit(rt.database.db, { tenantCode: o.tenant, actor: o.actor, action: o.action, from, to }, 100_000);
-        if (o.csv) return void io.stdout(auditCsv(rows));
+        const filter = { tenantCode: o.tenant, actor: o.actor, action: o.action, from, to };
+        if (o.csv) {
+          // A page at a time: writes to a file or pipe are synchronous on Linux, so nothing piles up.
+          for await (const chunk of auditCsvStream(rt.database.db, filter)) io.stdout(chunk);
+          return;
+        }
+        const rows = await searchAudit(rt.database.db, filter, 100_000);
         out.result(rows, () => table(['ID', 'AT', 'TENANT', 'ACTOR', 'ACTION', 'TARGET'], rows.map((r) => [String(r.id), r.at, r.tenant_code ?? '', r.actor, r.action, r.target ?? ''])));
       }),
     );

@@ -152,6 +152,9 @@ export const en: Catalog = {
   'error.notFound': 'Page not found.',
   'error.package_expired': 'The renewal file can no longer be downloaded. Your new certificate has already been issued. Please contact the support desk.',
   'error.generic': 'Something went wrong. Please try again.',
+  'error.input.tooLong': (p: { field: string; limit: number }) => `“${p.field}” is too long (at most ${p.limit} characters). Please check what you entered.`,
+  'error.input.notText': (p: { field: string }) => `“${p.field}” was not sent as one text value. Please enter it again on the page.`,
+  'error.input.invalid': (p: { field: string }) => `“${p.field}” is not valid. Please enter it again on the page.`,
   'error.title': 'Error',
 
   'admin.title': 'Operator console',

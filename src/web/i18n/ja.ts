@@ -148,6 +148,9 @@ export const ja = {
   'error.notFound': 'ページが見つかりません。',
   'error.package_expired': '更新ファイルの保存期間が過ぎました。新しい証明書はすでに発行されています。運用窓口にお問い合わせください。',
   'error.generic': '処理できませんでした。もう一度お試しください。',
+  'error.input.tooLong': (p: { field: string; limit: number }) => `「${p.field}」が長すぎます (${p.limit} 文字まで)。入力内容をご確認ください。`,
+  'error.input.notText': (p: { field: string }) => `「${p.field}」の形式が正しくありません。画面から入力し直してください。`,
+  'error.input.invalid': (p: { field: string }) => `「${p.field}」の入力内容が正しくありません。画面から入力し直してください。`,
   'error.title': 'エラー',
 
   'admin.title': '運用コンソール',

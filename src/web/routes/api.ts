@@ -5,6 +5,7 @@ import { markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewa
 import { daysLeft, effectiveStatus } from '../../certificates/status.js';
 import { sendPkcs12 } from './renewal.js';
 import { isOwnOrigin, publicBase } from '../public-url.js';
+import { ignoredJsonBody, LIMIT, params, query } from '../input.js';
 
 /**
  * The same flow for machine clients, authenticated by the client certificate alone (mTLS, JSON).
@@ -101,7 +102,8 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     return r;
   };
 
-  app.post('/api/v1/certificate/renewal', async (req, reply) => {
+  const noBody = { schema: { body: ignoredJsonBody } };
+  app.post('/api/v1/certificate/renewal', noBody, async (req, reply) => {
     const r = await start(req, reply);
     if (!r) return reply;
     return reply
@@ -111,13 +113,13 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   // monsiaj accepts only 200 or 302 and builds the download URL from `uri` as given.
-  app.post('/api/cert', async (req, reply) => {
+  app.post('/api/cert', noBody, async (req, reply) => {
     const r = await start(req, reply);
     if (!r) return reply;
     return reply.code(200).header('Cache-Control', 'no-store').send({ uri: packageUri(req, r.renewal.download_id), pass: r.password });
   });
 
-  app.get('/api/v1/renewals/:id/pkcs12', async (req, reply) => {
+  app.get('/api/v1/renewals/:id/pkcs12', { schema: { params: params({ id: LIMIT.downloadId }), querystring: query({ format: LIMIT.word }) } }, async (req, reply) => {
     const cert = await certificateOf(req, reply);
     if (!cert) return reply;
     const opened = await openPackage(deps.renewal, { downloadId: (req.params as { id: string }).id }, cert);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CrlFiles, type CrlFile } from '../crl-files.js';
 import type { AppDeps } from '../context.js';
 import { crlBundlePem, currentCrlNamed, currentCrls, storedCrlNumber } from '../../certificates/crl-set.js';
+import { params } from '../input.js';
 
 /**
  * The CRLs at stable URLs, in DER (the standard form for CRL distribution points) and PEM (what
@@ -41,7 +42,7 @@ export function crlRoutes(app: FastifyInstance, deps: AppDeps): void {
     return send(req, reply, file, file.pem, 'application/x-pem-file');
   });
 
-  app.get('/crl/:file', async (req, reply) => {
+  app.get('/crl/:file', { schema: { params: params({ file: 64 }) } }, async (req, reply) => {
     const m = /^(root|issuing(?:-[1-9]\d*)?)\.crl(\.pem)?$/.exec((req.params as { file: string }).file);
     const file = m ? await files.get(m[1]!) : undefined;
     if (!file) return reply.callNotFound();

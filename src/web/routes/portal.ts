@@ -9,6 +9,7 @@ import { refusalPage, errorPage } from '../views/refusal.js';
 import { dateTime } from '../views/format.js';
 import { renewalInfo, markTakenUp } from '../../renewal/service.js';
 import { appendAudit } from '../../audit/log.js';
+import { body, LIMIT, query } from '../input.js';
 
 /**
  * Login, 健診機関 selection, home and logout. Every decision is made here on the server: which
@@ -117,10 +118,12 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     );
   };
 
-  app.get('/', (req, reply) => showLogin(req, reply));
-  app.get('/login', (req, reply) => showLogin(req, reply));
+  const loginQuery = { schema: { querystring: query({ session: LIMIT.word }) } };
+  app.get('/', loginQuery, (req, reply) => showLogin(req, reply));
+  app.get('/login', loginQuery, (req, reply) => showLogin(req, reply));
 
-  app.post('/login', async (req, reply) => {
+  // Bounded here, before login() runs: an oversized login ID is refused without a throttle or audit row.
+  app.post('/login', { schema: { body: body({ loginId: LIMIT.loginId, password: LIMIT.password }) } }, async (req, reply) => {
     const cert = await requireCertificate(deps, req, reply);
     if (!cert) return reply;
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -151,7 +154,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, institutionsPage(ctx, { institutions: p.institutions, csrf: p.session.csrf_token }));
   });
 
-  app.post('/institutions', async (req, reply) => {
+  app.post('/institutions', { schema: { body: body({ institutionId: LIMIT.institutionId }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: false });
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -186,7 +189,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     );
   });
 
-  app.post('/logout', async (req, reply) => {
+  app.post('/logout', { schema: { body: body() } }, async (req, reply) => {
     // Logout always ends the session on the server, whatever the certificate or the token: a
     // forged logout can only log someone out, and a cleared cookie with a live session behind it
     // would be a session the user believes ended. (Cookies are SameSite=Strict anyway.)

@@ -9,6 +9,7 @@ import { updateSession } from '../../identity/sessions.js';
 import { isRefusal } from '../../errors.js';
 import { platformOf } from '../platform.js';
 import type { Pkcs12Profile } from '../../ca/pkcs12.js';
+import { body, LIMIT, query } from '../input.js';
 
 /**
  * The renewal screens of the seed manual: 証明書更新チェック (取得する / あとで) → 証明書更新確認
@@ -28,7 +29,8 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, renewalCheckPage(ctxOf(req, p), { cert: p.cert, now: clock.now(), status: info.status, csrf: p.session.csrf_token, hasPackage: Boolean(info.renewal?.package_sealed) }));
   });
 
-  app.post('/renewal/later', async (req, reply) => {
+  const csrfOnly = { schema: { body: body() } };
+  app.post('/renewal/later', csrfOnly, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     if (!csrfOk(p, req)) return csrfFailed(req, reply);
@@ -45,7 +47,7 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, renewalConfirmPage(ctxOf(req, p), { csrf: p.session.csrf_token }));
   });
 
-  app.post('/renewal', async (req, reply) => {
+  app.post('/renewal', csrfOnly, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     if (!csrfOk(p, req)) return csrfFailed(req, reply);
@@ -89,9 +91,9 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
     return sendPage(reply, 200, page, { noStore: true });
   };
   app.get('/renewal/package', (req, reply) => showSave(req, reply, false));
-  app.post('/renewal/package/password', (req, reply) => showSave(req, reply, true));
+  app.post('/renewal/package/password', csrfOnly, (req, reply) => showSave(req, reply, true));
 
-  app.get('/renewal/package/download', async (req, reply) => {
+  app.get('/renewal/package/download', { schema: { querystring: query({ format: LIMIT.word }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     const opened = await currentPackage(p);

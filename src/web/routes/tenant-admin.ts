@@ -8,6 +8,7 @@ import { tenantDetail } from '../../admin/tenant-detail.js';
 import { addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked } from '../../tenancy/service.js';
 import { isRefusal, invalidInput } from '../../errors.js';
 import { OPERATORS_TENANT } from '../../tenancy/validation.js';
+import { body, LIMIT, params } from '../input.js';
 
 /**
  * The tenant-scoped part of administration inside the portal, for a tenant's 管理者: its own users
@@ -42,8 +43,9 @@ export function tenantAdminRoutes(app: FastifyInstance, deps: AppDeps): void {
     return p ? show(req, reply, p) : reply;
   });
 
+  const userFields = body({ login: LIMIT.loginId, role: LIMIT.word, institutions: LIMIT.institutionList });
   const change = (path: string, fn: (p: Portal & { code: string }, body: Record<string, string>, login: string | undefined, actor: string) => Promise<string | void>) =>
-    app.post(path, async (req, reply) => {
+    app.post(path, { schema: { body: userFields, ...(path.includes(':login') ? { params: params({ login: LIMIT.loginId }) } : {}) } }, async (req, reply) => {
       const p = await requireTenantAdmin(req, reply);
       if (!p) return reply;
       const body = (req.body ?? {}) as Record<string, string>;
