@@ -1,11 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { makeWorld } from '../helpers/world.js';
-import { addTenant } from '../../src/tenancy/service.js';
-import { issueCertificate } from '../../src/certificates/service.js';
-import { startServer } from '../../src/web/server.js';
-import { DAY_MS } from '../../src/clock.js';
+import { makePortalWorld } from '../helpers/portal-world.js';
 
 /**
  * An outside review's attack on proxy mode: from an address that is not a trusted proxy, send a
@@ -14,19 +10,10 @@ import { DAY_MS } from '../../src/clock.js';
  * trusted", while the queued request was still parsed and served: a renewal in the victim's name.
  */
 describe('proxy mode on TCP: a reset connection from an untrusted address is never a trusted proxy', async () => {
-  const w = await makeWorld('sqlite', { env: { KENSHIN_MINT_WORKERS: '0', KENSHIN_MODE: 'proxy', KENSHIN_LISTEN: '127.0.0.1:0', KENSHIN_TRUSTED_PROXIES: '127.0.0.1' } });
-  const deps = { db: w.runtime.database.db, clock: w.clock };
-  await addTenant(deps, { code: 'T0001', name: '山田クリニック' }, 'test');
-  const now = w.clock.now().getTime();
-  const victim = await issueCertificate(await w.runtime.certificateDeps(), {
-    tenantCode: 'T0001',
-    keyType: 'p256',
-    profile: 'compatible',
-    validity: { kind: 'explicit', notBefore: new Date(now - 1000 * DAY_MS), notAfter: new Date(now + 60 * DAY_MS) },
-    actor: 'test',
-  });
-  const server = await startServer(w.config, { clock: w.clock });
-  w.onClose(() => server.close());
+  // The portal world in proxy mode on TCP loopback, trusting 127.0.0.1 only.
+  const w = await makePortalWorld('sqlite', { KENSHIN_MODE: 'proxy', KENSHIN_TRUSTED_PROXIES: '127.0.0.1' });
+  const victim = await w.cert(60);
+  const server = w.server;
 
   /** One request from 127.0.0.2 with the victim's certificate, reset by the client as soon as it is written. */
   const attack = () =>
@@ -53,5 +40,17 @@ describe('proxy mode on TCP: a reset connection from an untrusted address is nev
     assert.equal(renewals.length, 0, 'no renewal was forced');
     const byVictim = await w.runtime.database.db.selectFrom('audit_events').select('action').where('actor', '=', `cert:${victim.row.serial}`).execute();
     assert.deepEqual(byVictim, []);
+    // The control: the very same request from the trusted proxy, not reset, is a renewal, so the
+    // attack above reached the server and was refused, not lost on the way.
+    const trusted = await new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: server.port }, () =>
+        s.write(`POST /api/v1/certificate/renewal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nX-SSL-Client-Cert: ${encodeURIComponent(victim.row.pem)}\r\n\r\n{}`),
+      );
+      let out = '';
+      s.on('data', (d: Buffer) => (out += d.toString()));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+    assert.match(trusted, /^HTTP\/1\.1 201/);
   });
 });
