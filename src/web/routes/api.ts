@@ -93,16 +93,21 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
       await jsonError(reply, 403, 'cross_site_request', 'renewal must be requested by the certificate holder, not from another site');
       return undefined;
     }
-    if (!jsonBody(req)) {
-      await jsonError(reply, 415, 'unsupported_media_type', 'send the request body as application/json (or no body at all)');
-      return undefined;
-    }
     const r = await startRenewal(deps.renewal, cert, `cert:${cert.serial}`);
     deps.metrics?.renewals.inc({ result: r.created ? 'created' : 'existing' });
     return r;
   };
 
-  const noBody = { schema: { body: ignoredJsonBody } };
+  // The media type is checked before the body is validated (preValidation), so a text/plain body is
+  // a 415 saying what to send, not a schema error about its shape.
+  const noBody = {
+    schema: { body: ignoredJsonBody },
+    preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
+      // Answering from an async hook: send, then return the reply so Fastify stops here.
+      if (!jsonBody(req)) return jsonError(reply, 415, 'unsupported_media_type', 'send the request body as application/json (or no body at all)');
+      return undefined;
+    },
+  };
   app.post('/api/v1/certificate/renewal', noBody, async (req, reply) => {
     const r = await start(req, reply);
     if (!r) return reply;
