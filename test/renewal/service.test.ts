@@ -102,7 +102,9 @@ for (const dialect of testDialects()) {
       assert.deepEqual(new Set(results.map((r) => r.successor.serial)), new Set([successors[0]!.serial]));
       assert.equal(results.filter((r) => r.created).length, 1);
       const started = await db.selectFrom('audit_events').select('id').where('action', '=', 'renewal.started').where('target', '=', `certificate:${old.serial}`).execute();
-      assert.equal(started.length, 6, 'each separate service minted its own, and all but one were discarded');
+      // How many minted depends on timing: a service that looks after the winner's commit returns the
+      // winner's package without minting. Each that did mint was discarded but one.
+      assert.ok(started.length >= 1 && started.length <= 6, `${started.length} renewals started`);
     });
 
     test('refusals: outside the window, expired, revoked', async () => {
