@@ -107,7 +107,8 @@ async function prepare(): Promise<Prepared> {
       clientCaPem: root + fs.readFileSync(paths.issuingCert, 'utf8'),
       env,
     };
-    fs.writeFileSync(path.join(dir, 'bench-client.json'), JSON.stringify(prepared, (k, v) => (k === 'pfx' ? Buffer.from(v as Uint8Array).toString('base64') : v)));
+    // 0600: it holds the client's .p12 and password, and serve refuses a data directory others can read.
+    fs.writeFileSync(path.join(dir, 'bench-client.json'), JSON.stringify(prepared, (k, v) => (k === 'pfx' ? Buffer.from(v as Uint8Array).toString('base64') : v)), { mode: 0o600 });
     return prepared;
   } finally {
     await rt.close();
@@ -117,7 +118,7 @@ async function prepare(): Promise<Prepared> {
 /** `kenshin serve` in its own process, logging its JSON request lines to a file as in production. */
 async function startKenshin(p: Prepared): Promise<Target> {
   const port = await freePort();
-  const log = fs.openSync(path.join(p.dir, 'serve.log'), 'a');
+  const log = fs.openSync(path.join(p.dir, 'serve.log'), 'a', 0o600);
   // --server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the server under load.
   const nodeArgs = (option(argv, '--server-node-args') ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(import.meta.dirname, '..', 'bin', 'kenshin.js'), 'serve', '--data-dir', p.dir, '--listen', `127.0.0.1:${port}`], {
