@@ -46,9 +46,9 @@ export function dashboardPage(ctx: PageContext, d: Dashboard) {
 <section class="card"><h2>${t('admin.expiringTenants')} <small>(${total.toLocaleString('en')})</small></h2>
 ${
   d.expiringTenants.length
-    ? html`<table class="list wide" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
-${d.expiringTenants.map((e) => html`<tr><td>${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${e.serial}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td>${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
-</tbody></table>${d.next ? html`<p class="pager"><a href="/admin?after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
+    ? html`<div class="table-scroll"><table class="list wide" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
+${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${e.serial}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
+</tbody></table></div>${d.next ? html`<p class="pager"><a href="/admin?after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
     : html`<p>${t('admin.none')}</p>`
 }</section>`,
   );
