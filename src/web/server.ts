@@ -25,6 +25,7 @@ import { purgeExpiredSessions } from '../identity/sessions.js';
 import { purgeLoginThrottle } from '../identity/throttle.js';
 import { capConnections } from './limits.js';
 import { checkReadiness } from './health.js';
+import { loadGatewayKeys } from '../gateway/signing-key.js';
 
 export interface RunningServer {
   /** https://HOST:PORT/ (direct), http://HOST:PORT/ or unix:/path (proxy mode). */
@@ -56,6 +57,9 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
+  // The assertion key, generated on the first start like the package key (gateway/signing-key.ts).
+  const gatewayKeys = await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now());
+
   // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
   const caSet = await runtime.caSet();
   const issuers = () => caSet.generations.map((g) => g.authority.issuing);
@@ -63,7 +67,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;
   const app = await buildApp(
-    { runtime, renewal, csrfKey, metrics },
+    { runtime, renewal, csrfKey, metrics, gateway: { keys: gatewayKeys, issuer: config.publicUrl, audience: config.gatewayAudience } },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
