@@ -8,6 +8,7 @@ import { markTakenUp } from '../renewal/service.js';
 import type { CertificateRow } from '../db/schema.js';
 import { gatewayIdentity, type GatewayDeps } from './identity.js';
 import { identityHeaders, signAssertion } from './assertion.js';
+import { jwksAt } from './signing-key.js';
 
 /**
  * Kenshin in front of another web application (like oauth2-proxy or Pomerium, with the clinic's
@@ -62,8 +63,8 @@ export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   app.get('/.well-known/jwks.json', async (_req, reply) =>
-    // Short: after `kenshin gateway rotate-key` and a restart, applications see the new key within a minute.
-    reply.header('Cache-Control', 'public, max-age=60').type('application/jwk-set+json').send(deps.gateway.keys.jwks),
+    // Short: after `kenshin gateway rotate-key` and a reload, applications see the new key within a minute.
+    reply.header('Cache-Control', 'public, max-age=60').type('application/jwk-set+json').send(jwksAt(deps.gateway.keys, deps.runtime.clock.now())),
   );
 
   app.get('/api/v1/session', async (req, reply) => {

@@ -23,8 +23,15 @@ interface KeyFile {
 export interface GatewayKeys {
   kid: string;
   privateKey: CryptoKey;
-  /** The public keys an application may verify with: the current one and those retired recently. */
-  jwks: { keys: JWK[] };
+  current: JWK;
+  retired: { jwk: JWK; retiredAt: string }[];
+}
+
+const recent = (r: { retiredAt: string }, now: Date) => now.getTime() - new Date(r.retiredAt).getTime() < RETIRED_KEEP_MS;
+
+/** The public keys an application may verify with: the current one and those retired within RETIRED_KEEP_MS. */
+export function jwksAt(keys: GatewayKeys, now: Date): { keys: JWK[] } {
+  return { keys: [publicOf(keys.current), ...keys.retired.filter((r) => recent(r, now)).map((r) => publicOf(r.jwk))] };
 }
 
 async function newPrivateJwk(): Promise<JWK> {
@@ -57,7 +64,14 @@ function writeKeyFile(file: string, content: KeyFile, replace: boolean): void {
 }
 
 function readKeyFile(file: string): KeyFile {
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<KeyFile>;
+  let parsed: Partial<KeyFile>;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<KeyFile>;
+  } catch (e) {
+    // JSON.parse's message quotes the text it read: a private key must not reach a log that way.
+    if (e instanceof SyntaxError) throw new Error(`${file}: not valid JSON (a Kenshin gateway signing key file)`);
+    throw e;
+  }
   if (!parsed.current || parsed.current.kty !== 'EC' || parsed.current.crv !== 'P-256' || !parsed.current.d || !parsed.current.kid) {
     // Never the file's content in the message: it is a private key.
     throw new Error(`${file}: not a Kenshin gateway signing key (expected an EC P-256 private JWK)`);
@@ -69,24 +83,24 @@ function readKeyFile(file: string): KeyFile {
 export async function loadGatewayKeys(file: string, now: Date): Promise<GatewayKeys> {
   if (!fs.existsSync(file)) writeKeyFile(file, { current: await newPrivateJwk(), retired: [] }, false);
   const k = readKeyFile(file);
-  const keep = k.retired.filter((r) => now.getTime() - new Date(r.retiredAt).getTime() < RETIRED_KEEP_MS);
   return {
     kid: k.current.kid!,
     privateKey: (await importJWK(k.current, 'ES256')) as CryptoKey,
-    jwks: { keys: [publicOf(k.current), ...keep.map((r) => publicOf(r.jwk))] },
+    current: publicOf(k.current),
+    retired: k.retired.filter((r) => recent(r, now)),
   };
 }
 
 /**
  * `kenshin gateway rotate-key`: a new current key; the old one's public half is kept in the JWKS
  * (RETIRED_KEEP_MS) so assertions it signed just before still verify. Keys retired longer ago are
- * dropped from the file. Running instances pick the new key up when restarted.
+ * dropped from the file. Running instances pick the new key up on SIGHUP (`systemctl reload`) or restart.
  */
 export async function rotateGatewayKey(file: string, now: Date): Promise<{ previousKid: string | undefined; kid: string }> {
   const old = fs.existsSync(file) ? readKeyFile(file) : undefined;
   const fresh = await newPrivateJwk();
   const retired = old
-    ? [{ jwk: publicOf(old.current), retiredAt: now.toISOString() }, ...old.retired.filter((r) => now.getTime() - new Date(r.retiredAt).getTime() < RETIRED_KEEP_MS)]
+    ? [{ jwk: publicOf(old.current), retiredAt: now.toISOString() }, ...old.retired.filter((r) => recent(r, now))]
     : [];
   writeKeyFile(file, { current: fresh, retired }, true);
   return { previousKid: old?.current.kid, kid: fresh.kid! };

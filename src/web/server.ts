@@ -35,6 +35,8 @@ export interface RunningServer {
   port: number;
   app: FastifyInstance;
   runtime: Runtime;
+  /** Re-reads the gateway's assertion key file (SIGHUP), after `kenshin gateway rotate-key`. */
+  reloadGatewayKeys(): Promise<{ kid: string }>;
   /** Re-reads the server certificate, key and client CA list (SIGHUP); connections keep going. */
   reloadTls(): Promise<{ source: string }>;
   /** Graceful: stop accepting, let requests in flight finish (up to the grace period), then release everything. */
@@ -58,7 +60,8 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
   // The assertion key, generated on the first start like the package key (gateway/signing-key.ts).
-  const gatewayKeys = await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now());
+  // Routes read gateway.keys per request, so a reload swaps the key for the next one.
+  const gateway = { keys: await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now()), issuer: config.publicUrl, audience: config.gatewayAudience };
 
   // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
   const caSet = await runtime.caSet();
@@ -67,7 +70,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;
   const app = await buildApp(
-    { runtime, renewal, csrfKey, metrics, gateway: { keys: gatewayKeys, issuer: config.publicUrl, audience: config.gatewayAudience } },
+    { runtime, renewal, csrfKey, metrics, gateway },
     {
       logger: requestLogger(config.logLevel, opts.logStream),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
@@ -158,6 +161,10 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     port,
     app,
     runtime,
+    async reloadGatewayKeys() {
+      gateway.keys = await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now());
+      return { kid: gateway.keys.kid };
+    },
     async reloadTls() {
       if (config.mode !== 'direct') return { source: 'proxy mode: the proxy holds the server certificate' };
       const fresh = await loadTlsMaterial(config, runtime, authority);
