@@ -6,6 +6,7 @@ import { makePortalWorld, loginAs, PASSWORD } from '../helpers/portal-world.js';
 import { testDialects } from '../helpers/databases.js';
 import type { TlsClient } from '../helpers/client.js';
 import { x509 } from '../../src/ca/x509.js';
+import { addTenant, addUser } from '../../src/tenancy/service.js';
 
 /**
  * Forward auth and the identity it hands an application, against the running portal (direct TLS,
@@ -199,6 +200,18 @@ for (const dialect of testDialects()) {
       const thief = w.client(await w.cert(400));
       thief.cookies.set('kenshin_session', c.cookies.get('kenshin_session')!);
       assert.equal((await thief.get('/api/v1/session')).status, 401);
+    });
+
+    test('an operator is no application user: 403, not a login loop', async () => {
+      const deps = { db, clock: w.clock };
+      await addTenant(deps, { code: 'OPERATORS', name: '運用者' }, 'test');
+      await addUser(deps, { tenantCode: 'OPERATORS', loginId: 'ops', password: PASSWORD, role: 'operator' }, 'test');
+      const c = w.client(await w.cert(700, { tenant: 'OPERATORS' }));
+      await loginAs(c, 'ops');
+      const r = await verify(c);
+      assert.equal(r.status, 403);
+      assert.equal(r.json().error, 'not_an_application_user');
+      assert.equal(r.headers['x-kenshin-user'], undefined);
     });
 
     test('a locked user is let through no more', async () => {

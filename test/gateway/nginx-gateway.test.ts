@@ -99,6 +99,10 @@ describe('gateway through nginx (deploy/nginx-gateway.conf) to the example appli
     assert.equal(seen.headers['x-kenshin-certificate-days-left'], '400');
     assert.notEqual(seen.headers['x-kenshin-assertion'], forged['x-kenshin-assertion']);
     for (const [k, v] of Object.entries(forged)) assert.notEqual(seen.headers[k], v, k);
+    // A form post to the application is checked the same way (nginx's subrequest is a GET) and passes on.
+    const post = await c.request('POST', '/x?format=json', { form: { note: '受診票' }, headers: forged });
+    assert.equal(post.status, 200, because());
+    assert.equal(post.json<{ claims: { tenant: string } }>().claims.tenant, 'T0001');
 
     // Without a session, forged headers get the browser sent to the login, not to the application.
     const stranger = client(await w.cert(400));
