@@ -97,6 +97,11 @@ export interface Config {
   publicUrl: string;
   /** `aud` of X-Kenshin-Assertion: what the application behind the gateway checks it was meant for. */
   gatewayAudience: string;
+  /**
+   * Direct mode: the application Kenshin fronts itself (gateway/built-in-proxy.ts), e.g.
+   * http://127.0.0.1:3000; every path that is not Kenshin's goes there once the session allows it.
+   */
+  upstreamUrl: string | undefined;
   /** Whether KENSHIN_PUBLIC_URL was set (else publicUrl is a guess from the listener). */
   publicUrlConfigured: boolean;
   /** Plain-HTTP loopback listener for Prometheus' /metrics, apart from the client-certificate port; undefined = off. */
@@ -148,6 +153,7 @@ export const SETTINGS = [
   'KENSHIN_OPERATOR_EMAIL',
   'KENSHIN_PUBLIC_URL',
   'KENSHIN_GATEWAY_AUDIENCE',
+  'KENSHIN_UPSTREAM_URL',
   'KENSHIN_METRICS_LISTEN',
   'KENSHIN_LOG_LEVEL',
 ] as const;
@@ -272,6 +278,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     publicUrl: env.KENSHIN_PUBLIC_URL ?? (mode === 'proxy' ? 'https://localhost/' : `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`),
     publicUrlConfigured: Boolean(env.KENSHIN_PUBLIC_URL),
     gatewayAudience: gatewayAudience(env.KENSHIN_GATEWAY_AUDIENCE),
+    upstreamUrl: upstreamUrl(env.KENSHIN_UPSTREAM_URL, mode),
     metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
   };
@@ -323,6 +330,22 @@ function gatewayAudience(v: string | undefined): string {
   const s = (v ?? 'kenshin-gateway').trim();
   if (!/^[\x21-\x7e]{1,200}$/.test(s)) throw invalidInput('KENSHIN_GATEWAY_AUDIENCE', `expected 1-200 printable ASCII characters without spaces (e.g. https://app.example.jp/), got "${s}"`);
   return s;
+}
+
+/** An http(s) origin (and optional base path) without query or fragment; direct mode only. */
+function upstreamUrl(v: string | undefined, mode: 'direct' | 'proxy'): string | undefined {
+  if (!v) return undefined;
+  if (mode === 'proxy') throw invalidInput('KENSHIN_UPSTREAM_URL', 'is for direct mode; behind nginx, use deploy/nginx-gateway.conf (nginx fronts the application)');
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    throw invalidInput('KENSHIN_UPSTREAM_URL', `expected the application's http:// or https:// URL without query or credentials (e.g. http://127.0.0.1:3000), got "${v}"`);
+  }
+  return u.href.replace(/\/$/, '');
 }
 
 export function dataPaths(dataDir: string) {

@@ -1,14 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { COOKIE, type AppDeps } from '../web/context.js';
 import { IDENTITY_ERRORS, jsonError } from '../web/routes/api.js';
-import { sessionPolicy } from '../web/routes/portal.js';
-import { returnPath, withReturnPath, RETURN_PATH_MAX } from '../web/views/layout.js';
 import { publicBase } from '../web/public-url.js';
 import { markTakenUp } from '../renewal/service.js';
-import type { CertificateRow } from '../db/schema.js';
-import { gatewayIdentity, type GatewayDeps } from './identity.js';
-import { identityHeaders, signAssertion } from './assertion.js';
+import { gatewayIdentity } from './identity.js';
 import { jwksAt } from './signing-key.js';
+import { forwardAuth, gatewayDeps } from './forward-auth.js';
 
 /**
  * Kenshin in front of another web application (like oauth2-proxy or Pomerium, with the clinic's
@@ -22,44 +19,15 @@ import { jwksAt } from './signing-key.js';
  */
 export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
   const config = deps.runtime.config;
-  const gw: GatewayDeps = { db: deps.runtime.database.db, clock: deps.runtime.clock, windowDays: deps.renewal.windowDays, session: sessionPolicy(deps) };
-
-  /** The certificate if it is ours and valid now; the first request of a renewed one marks the renewal taken up. */
-  const certificateOf = async (req: FastifyRequest): Promise<CertificateRow | undefined> => {
-    const id = req.kenshin.identity;
-    if (id.kind !== 'ok') return undefined;
-    if (id.cert.issued_via === 'renewal') await markTakenUp(deps.renewal, id.cert, `cert:${id.cert.serial}`);
-    return id.cert;
-  };
-
-  /**
-   * Where the browser was going, from the proxy's X-Forwarded-Uri or X-Original-URI (first value,
-   * checked to be a local path). Only for GET and HEAD: returning to a form's POST target as a GET
-   * after login would be a different request than the one the user made.
-   */
-  const originalUri = (req: FastifyRequest): string | undefined => {
-    const method = first(req.headers['x-forwarded-method']);
-    if (method !== undefined && method !== 'GET' && method !== 'HEAD') return undefined;
-    const uri = first(req.headers['x-forwarded-uri']) ?? first(req.headers['x-original-uri']);
-    return uri !== undefined && uri.length <= RETURN_PATH_MAX ? returnPath(uri) : undefined;
-  };
-
-  const refuse = (reply: FastifyReply, req: FastifyRequest, status: 401 | 403, reason: string) =>
-    reply
-      .code(status)
-      .header('Cache-Control', 'no-store')
-      // nginx: auth_request_set $kenshin_login $upstream_http_x_kenshin_login; error_page 401 → there.
-      .header('X-Kenshin-Login', withReturnPath('/login', originalUri(req)))
-      .send({ error: reason });
+  const gw = gatewayDeps(deps);
 
   app.get('/auth/verify', async (req, reply) => {
-    const cert = await certificateOf(req);
-    // No certificate, or one that is refused: the login page says why, in the clinic's language.
-    if (!cert) return refuse(reply, req, 401, req.kenshin.identity.kind === 'none' ? 'no_certificate' : 'certificate_refused');
-    const outcome = await gatewayIdentity(gw, cert, req.cookies[COOKIE.session], { requireRenewalCheck: true });
-    if (!outcome.ok) return refuse(reply, req, outcome.reason === 'not_an_application_user' ? 403 : 401, outcome.reason);
-    const assertion = await signAssertion(deps.gateway, outcome.identity, deps.runtime.clock.now());
-    return reply.code(200).header('Cache-Control', 'no-store').headers(identityHeaders(outcome.identity, assertion)).send();
+    // The proxy's copy of what the browser asked for (first value of each).
+    const r = await forwardAuth(deps, gw, req, { method: first(req.headers['x-forwarded-method']), uri: first(req.headers['x-forwarded-uri']) ?? first(req.headers['x-original-uri']) });
+    reply.header('Cache-Control', 'no-store');
+    if (r.ok) return reply.code(200).headers(r.headers).send();
+    // nginx: auth_request_set $kenshin_login $upstream_http_x_kenshin_login; error_page 401 → there.
+    return reply.code(r.status).header('X-Kenshin-Login', r.login).send({ error: r.reason });
   });
 
   app.get('/.well-known/jwks.json', async (_req, reply) =>
@@ -73,8 +41,8 @@ export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
       const [status, code, message] = IDENTITY_ERRORS[id.kind];
       return jsonError(reply, status, code, message);
     }
-    const cert = (await certificateOf(req))!;
-    const outcome = await gatewayIdentity(gw, cert, req.cookies[COOKIE.session], { requireRenewalCheck: false });
+    if (id.cert.issued_via === 'renewal') await markTakenUp(deps.renewal, id.cert, `cert:${id.cert.serial}`);
+    const outcome = await gatewayIdentity(gw, id.cert, req.cookies[COOKIE.session], { requireRenewalCheck: false });
     if (!outcome.ok) return jsonError(reply, outcome.reason === 'not_an_application_user' ? 403 : 401, outcome.reason, 'no portal session for this certificate', { login: publicBase(config, req.headers.host) + '/login' });
     const { tenant, institution, user, certificate, renewal } = outcome.identity;
     return reply.header('Cache-Control', 'no-store').send({
