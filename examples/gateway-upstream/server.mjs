@@ -62,8 +62,11 @@ const server = http.createServer(async (req, res) => {
   const w = await who(req);
   const received = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-kenshin-')));
   if (url.searchParams.get('format') === 'json') {
+    // What arrived, for a look (and the tests): the request body too, as text.
+    let body = '';
+    for await (const chunk of req) body += chunk;
     res.writeHead(w.error ? 401 : 200, { 'Content-Type': 'application/json' });
-    return res.end(JSON.stringify({ path: url.pathname, ...w, headers: received }));
+    return res.end(JSON.stringify({ path: url.pathname, method: req.method, body, ...w, headers: received }));
   }
   if (w.error) {
     res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8' });

@@ -16,6 +16,7 @@ import { crlRoutes } from './routes/crl.js';
 import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { gatewayRoutes } from '../gateway/routes.js';
+import { builtInProxy } from '../gateway/built-in-proxy.js';
 import { errorPage } from './views/refusal.js';
 import { healthRoutes, type ReadinessProbe } from './health.js';
 import { securityHeaders } from './security-headers.js';
@@ -96,6 +97,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
   adminRoutes(app, deps);
   tenantAdminRoutes(app, deps);
   gatewayRoutes(app, deps);
+  if (deps.runtime.config.upstreamUrl) await builtInProxy(app, deps, deps.runtime.config.upstreamUrl);
 
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');

@@ -103,6 +103,7 @@ describe('gateway through nginx (deploy/nginx-gateway.conf) to the example appli
     const post = await c.request('POST', '/x?format=json', { form: { note: '受診票' }, headers: forged });
     assert.equal(post.status, 200, because());
     assert.equal(post.json<{ claims: { tenant: string } }>().claims.tenant, 'T0001');
+    assert.equal(post.json<{ body: string }>().body, 'note=' + encodeURIComponent('受診票'));
 
     // Without a session, forged headers get the browser sent to the login, not to the application.
     const stranger = client(await w.cert(400));

@@ -46,8 +46,9 @@ export function testableGatewayConf(shipped: string, files: NginxFiles & { appli
   return c;
 }
 
-async function startUpstream(w: World, env: Record<string, string>): Promise<{ address: string; log: () => string }> {
-  const child = spawn(process.execPath, [EXAMPLE_UPSTREAM], { env: childEnv({ ...env, LISTEN: '127.0.0.1:0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+/** examples/gateway-upstream/server.mjs as a child process; `env` as its README says (LISTEN defaults to a free port). */
+export async function startUpstream(w: World, env: Record<string, string>): Promise<{ address: string; log: () => string }> {
+  const child = spawn(process.execPath, [EXAMPLE_UPSTREAM], { env: childEnv({ LISTEN: '127.0.0.1:0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

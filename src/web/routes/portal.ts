@@ -123,7 +123,8 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     );
   };
 
-  app.get('/', (req, reply) => showLogin(req, reply));
+  // In front of an application (KENSHIN_UPSTREAM_URL), `/` is the application's; the login stays at /login.
+  if (!deps.runtime.config.upstreamUrl) app.get('/', (req, reply) => showLogin(req, reply));
   app.get('/login', (req, reply) => showLogin(req, reply));
 
   app.post('/login', async (req, reply) => {
