@@ -47,6 +47,10 @@ export async function builtInProxy(app: FastifyInstance, deps: AppDeps, upstream
       prefix: '/',
       // The application's redirects (Location) keep pointing at the application's paths.
       internalRewriteLocationHeader: false,
+      // These routes take every method with any body and parse none of it: the body is the
+      // application's to validate. Marked, so a check that every body-taking route has a JSON
+      // schema can tell this pass-through apart from a forgotten schema.
+      config: { passThroughBody: true },
       // Callback style (the plugin's type): go on only when the request may pass; otherwise answered here.
       preHandler: (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
         decide(req, reply).then((through) => (through ? done() : undefined), done);
