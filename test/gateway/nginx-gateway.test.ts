@@ -146,6 +146,39 @@ describe('gateway through nginx (deploy/nginx-gateway.conf) to the example appli
     assert.equal((await c.get('/')).status, 302);
   });
 
+  test("Kenshin's own pages and APIs are routed to Kenshin, not to the application", async () => {
+    const c = client(await w.cert(400));
+    await deepLinkLogin(c, '/', 'yamada');
+    const choose = await c.get('/institutions');
+    await c.submit(choose, '/institutions', { institutionId: /name="institutionId" value="(\d+)"/.exec(choose.text)![1]! });
+    assert.equal((await c.get('/')).status, 200, 'logged in: the application answers /');
+    const kenshin: [string, string][] = [
+      ['GET', '/home'],
+      ['GET', '/institutions'],
+      ['GET', '/renewal/check'],
+      ['GET', '/renewal/confirm'],
+      ['GET', '/renewal/package'],
+      ['POST', '/renewal/later'],
+      ['GET', '/tenant'],
+      ['POST', '/tenant/users'],
+      ['GET', '/admin'],
+      ['GET', '/admin/tenants'],
+      ['GET', '/api/v1/certificate'],
+      ['GET', '/api/v1/renewals/x/pkcs12'],
+      ['POST', '/api/cert'],
+      ['GET', '/help/import'],
+      ['GET', '/assets/app.css'],
+      ['GET', '/crl/bundle.pem'],
+      ['GET', '/login'],
+    ];
+    for (const [method, p] of kenshin) {
+      const r = await c.request(method, p, method === 'POST' ? { form: {} } : {});
+      assert.doesNotMatch(r.text, /健診アプリ|no_assertion|"claims"/, `${method} ${p} reached the application`);
+      assert.notEqual(r.status, 502, `${method} ${p}`);
+    }
+    assert.match((await c.get('/tenant')).text, /契約先/);
+  });
+
   test('a certificate nginx rejects (expired) gets Kenshin\'s page saying why, not the application', async () => {
     const expired = await w.cert(-1, { notBeforeDaysAgo: 400 });
     const r = await client(expired).get('/records/1');
