@@ -97,6 +97,13 @@ export interface Config {
   operatorEmail: string | undefined;
   /** The portal URL written into reminder mails. */
   publicUrl: string;
+  /** `aud` of X-Kenshin-Assertion: what the application behind the gateway checks it was meant for. */
+  gatewayAudience: string;
+  /**
+   * Direct mode: the application Kenshin fronts itself (gateway/built-in-proxy.ts), e.g.
+   * http://127.0.0.1:3000; every path that is not Kenshin's goes there once the session allows it.
+   */
+  upstreamUrl: string | undefined;
   /** Whether KENSHIN_PUBLIC_URL was set (else publicUrl is a guess from the listener). */
   publicUrlConfigured: boolean;
   /** Plain-HTTP loopback listener for Prometheus' /metrics, apart from the client-certificate port; undefined = off. */
@@ -150,6 +157,8 @@ export const SETTINGS = [
   'KENSHIN_MAIL_FROM',
   'KENSHIN_OPERATOR_EMAIL',
   'KENSHIN_PUBLIC_URL',
+  'KENSHIN_GATEWAY_AUDIENCE',
+  'KENSHIN_UPSTREAM_URL',
   'KENSHIN_METRICS_LISTEN',
   'KENSHIN_LOG_LEVEL',
   'KENSHIN_LOG_FORMAT',
@@ -275,6 +284,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     // Behind a proxy only the operator knows the public name; `config check` says so when it is unset.
     publicUrl: env.KENSHIN_PUBLIC_URL ?? (mode === 'proxy' ? 'https://localhost/' : `https://${env.KENSHIN_LISTEN ?? '127.0.0.1:8443'}/`),
     publicUrlConfigured: Boolean(env.KENSHIN_PUBLIC_URL),
+    gatewayAudience: gatewayAudience(env.KENSHIN_GATEWAY_AUDIENCE),
+    upstreamUrl: upstreamUrl(env.KENSHIN_UPSTREAM_URL, mode),
     metricsListen: env.KENSHIN_METRICS_LISTEN === 'off' ? undefined : parseListen(env.KENSHIN_METRICS_LISTEN ?? '127.0.0.1:9464', 'KENSHIN_METRICS_LISTEN'),
     logLevel: oneOf(env, 'KENSHIN_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const, 'info'),
     logFormat: oneOf(env, 'KENSHIN_LOG_FORMAT', ['auto', 'json', 'pretty'] as const, 'auto'),
@@ -322,6 +333,29 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
 }
 
 /** Where things live inside the data directory. One place, so nobody hard-codes a path twice. */
+/** A JWT `aud`: printable ASCII without spaces, so it is the same string in the header, the file and the application. */
+function gatewayAudience(v: string | undefined): string {
+  const s = (v ?? 'kenshin-gateway').trim();
+  if (!/^[\x21-\x7e]{1,200}$/.test(s)) throw invalidInput('KENSHIN_GATEWAY_AUDIENCE', `expected 1-200 printable ASCII characters without spaces (e.g. https://app.example.jp/), got "${s}"`);
+  return s;
+}
+
+/** An http(s) origin (and optional base path) without query or fragment; direct mode only. */
+function upstreamUrl(v: string | undefined, mode: 'direct' | 'proxy'): string | undefined {
+  if (!v) return undefined;
+  if (mode === 'proxy') throw invalidInput('KENSHIN_UPSTREAM_URL', 'is for direct mode; behind nginx, use deploy/nginx-gateway.conf (nginx fronts the application)');
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    throw invalidInput('KENSHIN_UPSTREAM_URL', `expected the application's http:// or https:// URL without query or credentials (e.g. http://127.0.0.1:3000), got "${v}"`);
+  }
+  return u.href.replace(/\/$/, '');
+}
+
 export function dataPaths(dataDir: string) {
   const ca = path.join(dataDir, 'ca');
   return {
@@ -334,6 +368,7 @@ export function dataPaths(dataDir: string) {
     secretsDir: path.join(dataDir, 'secrets'),
     caPassphraseFile: path.join(dataDir, 'secrets', 'ca-passphrase'),
     packageKeyFile: path.join(dataDir, 'secrets', 'package-key'),
+    gatewayKeyFile: path.join(dataDir, 'secrets', 'gateway-signing-key'),
     serverDir: path.join(dataDir, 'server'),
     serverCert: path.join(dataDir, 'server', 'server.crt'),
     serverKey: path.join(dataDir, 'server', 'server.key'),

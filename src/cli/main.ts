@@ -8,6 +8,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerReminders } from './commands/reminders.js';
 import { registerConfig } from './commands/config.js';
 import { registerOps } from './commands/ops.js';
+import { registerGateway } from './commands/gateway.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
@@ -26,6 +27,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerReminders(program, io, exit);
   registerConfig(program, io, exit);
   registerOps(program, io, exit);
+  registerGateway(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

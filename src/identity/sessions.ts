@@ -34,8 +34,14 @@ export async function createSession(db: Db, clock: Clock, input: { userId: numbe
   return { token, session };
 }
 
-/** The live session for a cookie value, or undefined (unknown, idle too long or too old: then deleted). */
-export async function loadSession(db: Db, clock: Clock, token: string | undefined, policy: SessionPolicy): Promise<Session | undefined> {
+/**
+ * The live session for a cookie value, or undefined (unknown, idle too long or too old: then deleted).
+ * `touchAfterMs`: refresh last_seen_at only when it is at least this old. The gateway's
+ * /auth/verify runs before every request to the application (pages, images, XHR), and a write per
+ * call would make the database the bottleneck; a minute of slack on a 30-minute idle timeout is
+ * nothing. Portal pages touch on every request (0).
+ */
+export async function loadSession(db: Db, clock: Clock, token: string | undefined, policy: SessionPolicy, opts: { touchAfterMs?: number } = {}): Promise<Session | undefined> {
   if (!token) return undefined;
   const s = await db.selectFrom('sessions').selectAll().where('id_hash', '=', hashToken(token)).executeTakeFirst();
   if (!s) return undefined;
@@ -44,6 +50,7 @@ export async function loadSession(db: Db, clock: Clock, token: string | undefine
     await db.deleteFrom('sessions').where('id_hash', '=', s.id_hash).execute();
     return undefined;
   }
+  if (now.getTime() - new Date(s.last_seen_at).getTime() < (opts.touchAfterMs ?? 0)) return s;
   await db.updateTable('sessions').set({ last_seen_at: now.toISOString() }).where('id_hash', '=', s.id_hash).execute();
   return { ...s, last_seen_at: now.toISOString() };
 }

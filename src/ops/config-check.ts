@@ -162,6 +162,11 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
   if (config.mode === 'direct' && !settingsEnv(env).KENSHIN_PUBLIC_URL && 'host' in config.listen && !isLoopback(config.listen.host)) {
     findings.push({ severity: 'warn', subject: 'KENSHIN_PUBLIC_URL', message: `unset while listening on ${config.listen.host}: absolute links (the API's package uri, reminder mails) use ${config.publicUrl} or a Host naming ${config.serverNames.join(', ')}; set the portal URL the clinics use` });
   }
+  if (config.upstreamUrl) {
+    findings.push({ severity: 'ok', subject: 'KENSHIN_UPSTREAM_URL', message: `fronting the application at ${config.upstreamUrl} (assertion aud ${config.gatewayAudience})` });
+    // The application checks `iss` against a fixed string: a guessed URL would change with the listener.
+    if (!settingsEnv(env).KENSHIN_PUBLIC_URL) findings.push({ severity: 'warn', subject: 'KENSHIN_PUBLIC_URL', message: `unset while fronting an application: X-Kenshin-Assertion's iss is the guess ${config.publicUrl}; set the site's URL the application checks` });
+  }
   if (!config.smtpUrl) findings.push({ severity: 'warn', subject: 'KENSHIN_SMTP_URL', message: 'unset: no expiry reminder mails are sent' });
   if (!config.crlUrl) findings.push({ severity: 'warn', subject: 'KENSHIN_CRL_URL', message: 'unset: new certificates carry no CRL distribution point' });
 

@@ -15,6 +15,8 @@ import { helpRoutes } from './routes/help.js';
 import { crlRoutes } from './routes/crl.js';
 import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
+import { gatewayRoutes } from '../gateway/routes.js';
+import { builtInProxy } from '../gateway/built-in-proxy.js';
 import { errorPage } from './views/refusal.js';
 import { healthRoutes, type ReadinessProbe } from './health.js';
 import { securityHeaders } from './security-headers.js';
@@ -81,7 +83,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     const lang = pickLang(query.lang, req.cookies[COOKIE.lang]);
     if (query.lang && query.lang === lang) reply.setCookie(COOKIE.lang, lang, { ...COOKIE_OPTIONS, httpOnly: false, maxAge: 365 * 86400 });
     const path = req.url.split('?')[0]!;
-    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path === '/healthz' || path === '/readyz');
+    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path.startsWith('/.well-known/') || path === '/healthz' || path === '/readyz');
     req.kenshin = {
       lang,
       t: translator(lang),
@@ -103,6 +105,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
   apiRoutes(app, deps);
   adminRoutes(app, deps);
   tenantAdminRoutes(app, deps);
+  gatewayRoutes(app, deps);
+  if (deps.runtime.config.upstreamUrl) await builtInProxy(app, deps, deps.runtime.config.upstreamUrl);
 
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');

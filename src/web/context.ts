@@ -10,6 +10,7 @@ import type { x509 } from '../ca/x509.js';
 import { translator, type Lang, type T } from './i18n/index.js';
 import type { PageContext } from './views/layout.js';
 import type { Html } from './html.js';
+import type { AssertionSettings } from '../gateway/assertion.js';
 
 /** Everything routes need, built once by buildApp. Routes stay thin: they call these services. */
 export interface AppDeps {
@@ -18,6 +19,8 @@ export interface AppDeps {
   /** Signs pre-login CSRF tokens. */
   csrfKey: Buffer;
   metrics?: Metrics | undefined;
+  /** Signs X-Kenshin-Assertion for the application behind the gateway (gateway/). */
+  gateway: AssertionSettings;
 }
 
 /** Per-request facts, computed once in the onRequest hook. */

@@ -28,6 +28,12 @@ export const LIMIT = {
   /** Short keywords: role, key type, profile, status, format, lang, checkbox values. */
   word: 16,
   downloadId: 64,
+  /**
+   * `rd`: the local path to return to after login. The schema only bounds it; returnPath()
+   * (views/layout.ts) drops one longer than 2,048 characters or off this site, so a bad link
+   * still leads to the login and home rather than to an error page.
+   */
+  returnPath: 8192,
   institutionId: 20,
   /** Audit search: actor and action text. */
   search: 128,
@@ -75,6 +81,9 @@ export function requireSchemas(route: RouteOptions): void {
   const schema = (route.schema ??= {}) as { querystring?: unknown; body?: unknown };
   schema.querystring ??= query();
   const methods = ([] as string[]).concat(route.method);
+  // The built-in reverse proxy forwards the application's bodies as they are: they are the
+  // application's to validate, not Kenshin's (gateway/built-in-proxy.ts marks its routes).
+  if ((route.config as { passThroughBody?: boolean } | undefined)?.passThroughBody) return;
   if (methods.some((m) => m !== 'GET' && m !== 'HEAD') && schema.body === undefined) {
     throw new Error(`${methods.join(',')} ${route.url}: every route that takes a body needs a body schema (src/web/input.ts)`);
   }

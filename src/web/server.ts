@@ -25,6 +25,7 @@ import { purgeExpiredSessions } from '../identity/sessions.js';
 import { purgeLoginThrottle } from '../identity/throttle.js';
 import { capConnections } from './limits.js';
 import { checkReadiness } from './health.js';
+import { loadGatewayKeys } from '../gateway/signing-key.js';
 
 export interface RunningServer {
   /** https://HOST:PORT/ (direct), http://HOST:PORT/ or unix:/path (proxy mode). */
@@ -34,6 +35,8 @@ export interface RunningServer {
   port: number;
   app: FastifyInstance;
   runtime: Runtime;
+  /** Re-reads the gateway's assertion key file (SIGHUP), after `kenshin gateway rotate-key`. */
+  reloadGatewayKeys(): Promise<{ kid: string }>;
   /** Re-reads the server certificate, key and client CA list (SIGHUP); connections keep going. */
   reloadTls(): Promise<{ source: string }>;
   /** Graceful: stop accepting, let requests in flight finish (up to the grace period), then release everything. */
@@ -56,6 +59,10 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const renewal = await runtime.renewalDeps(minter);
   const csrfKey = createHmac('sha256', loadPackageKey(config.packageKey, runtime.paths.packageKeyFile)).update('kenshin csrf key').digest();
 
+  // The assertion key, generated on the first start like the package key (gateway/signing-key.ts).
+  // Routes read gateway.keys per request, so a reload swaps the key for the next one.
+  const gateway = { keys: await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now()), issuer: config.publicUrl, audience: config.gatewayAudience };
+
   // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
   const caSet = await runtime.caSet();
   const issuers = () => caSet.generations.map((g) => g.authority.issuing);
@@ -63,7 +70,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;
   const app = await buildApp(
-    { runtime, renewal, csrfKey, metrics },
+    { runtime, renewal, csrfKey, metrics, gateway },
     {
       logger: requestLogger(config.logLevel, opts.logStream, config.logFormat),
       readiness: { caLoaded: () => minter.healthy?.() !== false, draining: () => draining },
@@ -154,6 +161,10 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     port,
     app,
     runtime,
+    async reloadGatewayKeys() {
+      gateway.keys = await loadGatewayKeys(runtime.paths.gatewayKeyFile, runtime.clock.now());
+      return { kid: gateway.keys.kid };
+    },
     async reloadTls() {
       if (config.mode !== 'direct') return { source: 'proxy mode: the proxy holds the server certificate' };
       const fresh = await loadTlsMaterial(config, runtime, authority);

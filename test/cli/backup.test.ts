@@ -163,7 +163,7 @@ describe('kenshin backup / restore on SQLite', async () => {
     const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as BackupManifest;
     assert.deepEqual(
       m.files.map((f) => f.path),
-      ['kenshin.sqlite', 'ca/issuing.crt', 'ca/issuing.key', 'ca/root.crt', 'ca/root.key', 'secrets/package-key', 'server/server.crt', 'server/server.key'],
+      ['kenshin.sqlite', 'ca/issuing.crt', 'ca/issuing.key', 'ca/root.crt', 'ca/root.key', 'secrets/gateway-signing-key', 'secrets/package-key', 'server/server.crt', 'server/server.key'],
     );
     assert.equal(m.createdAt, w.clock.now().toISOString());
     assert.equal(m.format, 'kenshin-backup');
@@ -188,7 +188,7 @@ describe('kenshin backup / restore on SQLite', async () => {
     const target = path.join(tempDir(), 'restored');
     const r = await k(target, ['restore', '--from', out]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^restored .*quiet \(taken .*\) into .*restored\n {2}files: {9}8, SHA-256 verified\n {2}audit: {9}chain intact, \d+ events/);
+    assert.match(r.stdout, /^restored .*quiet \(taken .*\) into .*restored\n {2}files: {9}9, SHA-256 verified\n {2}audit: {9}chain intact, \d+ events/);
 
     for (const args of [['tenant', 'list', '--json'], ['cert', 'list', '--json'], ['cert', 'show', renewed.row.serial, '--json']]) {
       const [a, z] = [await k(w.dir, args), await k(target, args)];
@@ -409,7 +409,7 @@ if (process.env.KENSHIN_TEST_DATABASE_URL) {
       assert.deepEqual(m.database, { dialect: 'postgres', dumpFile: 'kenshin.pgdump', dumpCommand: dumpLine });
       assert.deepEqual(
         m.files.map((f) => f.path),
-        ['ca/issuing.crt', 'ca/issuing.key', 'ca/root.crt', 'ca/root.key', 'secrets/package-key', 'server/server.crt', 'server/server.key'],
+        ['ca/issuing.crt', 'ca/issuing.key', 'ca/root.crt', 'ca/root.key', 'secrets/gateway-signing-key', 'secrets/package-key', 'server/server.crt', 'server/server.key'],
       );
       assert.equal(m.snapshot.counts.certificates, 3);
       assert.equal(m.snapshot.counts.revokedCertificates, 1);

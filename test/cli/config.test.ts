@@ -100,6 +100,13 @@ describe('configuration file and kenshin config check', async () => {
     assert.match(r.stdout, /^warn {2}KENSHIN_PUBLIC_URL: unset/m);
   });
 
+  test('config check names the application Kenshin fronts, and warns when the assertion issuer is a guess', async () => {
+    const r = await kenshin(['config', 'check'], { env: { ...base, KENSHIN_UPSTREAM_URL: 'http://127.0.0.1:3000' } });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok {4}KENSHIN_UPSTREAM_URL: fronting the application at http:\/\/127\.0\.0\.1:3000 \(assertion aud kenshin-gateway\)/m);
+    assert.match(r.stdout, /^warn {2}KENSHIN_PUBLIC_URL: unset while fronting an application/m);
+  });
+
   test('config check on an empty data dir says to run init', async () => {
     const r = await kenshin(['config', 'check'], { env: { KENSHIN_DATA_DIR: path.join(dir, 'empty') } });
     assert.equal(r.code, 2);

@@ -75,11 +75,14 @@ export class TlsClient {
     return r;
   }
 
-  /** Submits the form on the page whose action is `action`, with its CSRF token. */
+  /** Submits the form on the page whose action is `action`, with its hidden fields (the CSRF token, the gateway's rd) as a browser does. */
   async submit(page: Response, action: string, fields: Record<string, string> = {}): Promise<Response> {
     const form = new RegExp(`<form[^>]*action="${action.replace(/[/]/g, '\\/')}"[\\s\\S]*?</form>`).exec(page.text);
     if (!form) throw new Error(`no form for ${action} on the page:\n${page.text.slice(0, 2000)}`);
-    const csrf = /name="_csrf" value="([^"]*)"/.exec(form[0])?.[1] ?? '';
-    return this.request('POST', action, { form: { _csrf: csrf, ...fields } });
+    const hidden: Record<string, string> = { _csrf: '' };
+    for (const m of form[0].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) hidden[m[1]!] = unescapeHtml(m[2]!);
+    return this.request('POST', action, { form: { ...hidden, ...fields } });
   }
 }
+
+const unescapeHtml = (s: string) => s.replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]!);

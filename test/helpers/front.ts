@@ -22,7 +22,7 @@ export interface Front {
 
 export const viaNginx = () => process.env.KENSHIN_TEST_VIA === 'nginx';
 
-function getOverSocket(socketPath: string, urlPath: string): Promise<string> {
+export function getOverSocket(socketPath: string, urlPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
     http
       .get({ socketPath, path: urlPath }, (res) => {

@@ -42,9 +42,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function replaceOnce(text: string, from: string, to: string): string {
+export function replaceOnce(text: string, from: string, to: string, file = 'deploy/nginx.conf'): string {
   const n = text.split(from).length - 1;
-  if (n !== 1) throw new Error(`deploy/nginx.conf: expected "${from}" exactly once, found ${n} times`);
+  if (n !== 1) throw new Error(`${file}: expected "${from}" exactly once, found ${n} times`);
   return text.replace(from, to);
 }
 
@@ -62,11 +62,15 @@ export function testableConf(shipped: string, files: NginxFiles, port: number, h
   return c;
 }
 
-export async function startNginx(dir: string, files: NginxFiles): Promise<RunningNginx> {
+/**
+ * `conf`: another shipped file rendered for the test (deploy/nginx-gateway.conf); `port`: the HTTPS
+ * port when the caller had to know it before (Kenshin's public URL is the assertion's issuer).
+ */
+export async function startNginx(dir: string, files: NginxFiles, opts: { port?: number; conf?: (port: number, httpPort: number) => string } = {}): Promise<RunningNginx> {
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const httpPort = await freePort();
-  fs.writeFileSync(path.join(dir, 'kenshin.conf'), testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), files, port, httpPort));
+  fs.writeFileSync(path.join(dir, 'kenshin.conf'), opts.conf ? opts.conf(port, httpPort) : testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), files, port, httpPort));
   const t = (n: string) => path.join(dir, 'tmp', n);
   fs.writeFileSync(
     path.join(dir, 'nginx.conf'),

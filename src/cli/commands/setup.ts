@@ -49,10 +49,15 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
         io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${'socket' in config.listen ? 'the unix socket peer' : config.trustedProxies.join(', ')})` : ''}\n`);
         if (config.mode === 'proxy' && 'host' in config.listen) io.stderr(`kenshin: warning: ${PROXY_TCP_WARNING}\n`);
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
+        // Also the gateway's assertion key, after `kenshin gateway rotate-key`.
         const reload = () => {
           server.reloadTls().then(
             (r) => io.stdout(`reloaded TLS certificate from ${r.source}\n`),
             (e: unknown) => io.stderr(`kenshin: TLS reload failed, keeping the current certificate: ${(e as Error).message}\n`),
+          );
+          server.reloadGatewayKeys().then(
+            (r) => io.stdout(`reloaded the gateway signing key (kid ${r.kid})\n`),
+            (e: unknown) => io.stderr(`kenshin: gateway key reload failed, keeping the current key: ${(e as Error).message}\n`),
           );
         };
         process.on('SIGHUP', reload);

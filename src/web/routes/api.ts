@@ -13,7 +13,7 @@ import { ignoredJsonBody, LIMIT, params, query } from '../input.js';
  * 200 with an absolute `uri` and the password `pass`, then the .p12 at that URI.
  */
 
-const IDENTITY_ERRORS = {
+export const IDENTITY_ERRORS = {
   none: [401, 'no_certificate', 'no client certificate was presented'],
   foreign: [403, 'unknown_issuer', 'the client certificate was not issued by this service'],
   unknown: [403, 'unknown_certificate', 'the client certificate is not registered'],

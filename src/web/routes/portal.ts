@@ -7,6 +7,7 @@ import { newPreLoginCookie, preLoginToken, tokensMatch } from '../csrf.js';
 import { loginPage, institutionsPage, homePage } from '../views/portal.js';
 import { refusalPage, errorPage } from '../views/refusal.js';
 import { dateTime } from '../views/format.js';
+import { returnPath, withReturnPath } from '../views/layout.js';
 import { renewalInfo, markTakenUp } from '../../renewal/service.js';
 import { appendAudit } from '../../audit/log.js';
 import { body, LIMIT, query } from '../input.js';
@@ -86,10 +87,14 @@ export async function institutionsOf(deps: AppDeps, userId: number): Promise<Ins
     .execute();
 }
 
-/** After login or selection: the renewal check when due (and not put off), else home. */
-async function nextStep(deps: AppDeps, cert: CertificateRow, session: Session): Promise<string> {
+/**
+ * After login or selection: the renewal check when due (and not put off), else where the user was
+ * going (`rd`, an application page behind the gateway), else home. The check comes first, as in
+ * the manual; 「あとで」 on it then continues to `rd`.
+ */
+async function nextStep(deps: AppDeps, cert: CertificateRow, session: Session, rd: string | undefined): Promise<string> {
   const info = await renewalInfo(deps.renewal, cert);
-  return info.status.eligible && !session.renewal_deferred ? '/renewal/check' : '/home';
+  return info.status.eligible && !session.renewal_deferred ? withReturnPath('/renewal/check', rd) : (rd ?? '/home');
 }
 
 function preLoginCsrf(deps: AppDeps, req: FastifyRequest, reply: FastifyReply): string {
@@ -105,38 +110,41 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { db } = deps.runtime.database;
   const clock = deps.runtime.clock;
 
-  const showLogin = async (req: FastifyRequest, reply: FastifyReply, status = 200, extra: { error?: string; loginId?: string } = {}) => {
+  const showLogin = async (req: FastifyRequest, reply: FastifyReply, status = 200, extra: { error?: string; loginId?: string; rd?: string | undefined } = {}) => {
     const cert = await requireCertificate(deps, req, reply);
     if (!cert) return reply;
+    const rd = extra.rd ?? returnPath((req.query as Record<string, unknown>).rd);
     const session = await currentSession(deps, req, reply, cert);
-    if (session && status === 200 && !extra.error) return reply.redirect(session.institution_id ? await nextStep(deps, cert, session) : '/institutions', 303);
+    if (session && status === 200 && !extra.error) return reply.redirect(session.institution_id ? await nextStep(deps, cert, session, rd) : withReturnPath('/institutions', rd), 303);
     const ended = (req as FastifyRequest & { sessionEndedByCertificate?: boolean }).sessionEndedByCertificate || (req.query as Record<string, string>).session === 'ended';
     return sendPage(
       reply,
       status,
-      loginPage(pageContext(req), { cert, now: clock.now(), csrf: preLoginCsrf(deps, req, reply), loginId: extra.loginId, error: extra.error, info: ended ? req.kenshin.t('refusal.sessionEnded') : undefined }),
+      loginPage(pageContext(req), { cert, now: clock.now(), csrf: preLoginCsrf(deps, req, reply), loginId: extra.loginId, error: extra.error, info: ended ? req.kenshin.t('refusal.sessionEnded') : undefined, rd }),
     );
   };
 
-  const loginQuery = { schema: { querystring: query({ session: LIMIT.word }) } };
-  app.get('/', loginQuery, (req, reply) => showLogin(req, reply));
+  const loginQuery = { schema: { querystring: query({ session: LIMIT.word, rd: LIMIT.returnPath }) } };
+  // In front of an application (KENSHIN_UPSTREAM_URL), `/` is the application's; the login stays at /login.
+  if (!deps.runtime.config.upstreamUrl) app.get('/', loginQuery, (req, reply) => showLogin(req, reply));
   app.get('/login', loginQuery, (req, reply) => showLogin(req, reply));
 
   // Bounded here, before login() runs: an oversized login ID is refused without a throttle or audit row.
-  app.post('/login', { schema: { body: body({ loginId: LIMIT.loginId, password: LIMIT.password }) } }, async (req, reply) => {
+  app.post('/login', { schema: { body: body({ loginId: LIMIT.loginId, password: LIMIT.password, rd: LIMIT.returnPath }) } }, async (req, reply) => {
     const cert = await requireCertificate(deps, req, reply);
     if (!cert) return reply;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const t = req.kenshin.t;
+    const rd = returnPath(body.rd);
     const pre = req.cookies[COOKIE.pre];
-    if (!pre || !tokensMatch(preLoginToken(deps.csrfKey, pre), body._csrf)) return showLogin(req, reply, 403, { error: t('error.csrf') });
+    if (!pre || !tokensMatch(preLoginToken(deps.csrfKey, pre), body._csrf)) return showLogin(req, reply, 403, { error: t('error.csrf'), rd });
     const loginId = typeof body.loginId === 'string' ? body.loginId : '';
     const password = typeof body.password === 'string' ? body.password : '';
-    if (!loginId.trim() || !password) return showLogin(req, reply, 400, { error: t('login.error.missing'), loginId });
+    if (!loginId.trim() || !password) return showLogin(req, reply, 400, { error: t('login.error.missing'), loginId, rd });
     const result = await login({ db, clock }, { cert, loginId, password });
     if (!result.ok) {
       const error = result.reason === 'locked' ? t('login.error.locked', { until: dateTime(result.until) }) : t(`login.error.${result.reason}`);
-      return showLogin(req, reply, result.reason === 'locked' ? 429 : 401, { error, loginId });
+      return showLogin(req, reply, result.reason === 'locked' ? 429 : 401, { error, loginId, rd });
     }
     const only = result.institutions.length === 1 ? result.institutions[0]!.id : null;
     // A new login in this browser ends the session it had (another user's on a shared PC, too).
@@ -144,29 +152,30 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     const { token, session } = await createSession(db, clock, { userId: result.user.id, certificateId: cert.id, institutionId: only });
     reply.setCookie(COOKIE.session, token, COOKIE_OPTIONS);
     if (result.user.role === 'operator') return reply.redirect('/admin', 303);
-    return reply.redirect(only ? await nextStep(deps, cert, session) : '/institutions', 303);
+    return reply.redirect(only ? await nextStep(deps, cert, session, rd) : withReturnPath('/institutions', rd), 303);
   });
 
-  app.get('/institutions', async (req, reply) => {
+  app.get('/institutions', { schema: { querystring: query({ rd: LIMIT.returnPath }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: false });
     if (!p) return reply;
     const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
-    return sendPage(reply, 200, institutionsPage(ctx, { institutions: p.institutions, csrf: p.session.csrf_token }));
+    return sendPage(reply, 200, institutionsPage(ctx, { institutions: p.institutions, csrf: p.session.csrf_token, rd: returnPath((req.query as Record<string, unknown>).rd) }));
   });
 
-  app.post('/institutions', { schema: { body: body({ institutionId: LIMIT.institutionId }) } }, async (req, reply) => {
+  app.post('/institutions', { schema: { body: body({ institutionId: LIMIT.institutionId, rd: LIMIT.returnPath }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: false });
     if (!p) return reply;
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (!tokensMatch(p.session.csrf_token, body._csrf)) return sendPage(reply, 403, errorPage(pageContext(req), req.kenshin.t('error.csrf')));
     // Only an institution this user may use: never trust the posted id alone.
+    const rd = returnPath(body.rd);
     const chosen = p.institutions.find((i) => String(i.id) === String(body.institutionId));
-    if (!chosen) return reply.redirect('/institutions', 303);
+    if (!chosen) return reply.redirect(withReturnPath('/institutions', rd), 303);
     const session = await updateSession(db, p.session, { institution_id: chosen.id });
     await db.transaction().execute((trx) =>
       appendAudit(trx, clock.now(), { actor: `user:${p.user.login_id}`, action: 'institution.chosen', tenantId: p.user.tenant_id, target: `institution:${chosen.number}`, details: { number: chosen.number } }),
     );
-    return reply.redirect(await nextStep(deps, p.cert, session), 303);
+    return reply.redirect(await nextStep(deps, p.cert, session, rd), 303);
   });
 
   app.get('/home', async (req, reply) => {

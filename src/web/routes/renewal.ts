@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pageContext, sendPage, type AppDeps } from '../context.js';
 import { requirePortal, type Portal } from './portal.js';
 import { tokensMatch } from '../csrf.js';
+import { returnPath } from '../views/layout.js';
 import { renewalCheckPage, renewalConfirmPage, renewalSavePage } from '../views/portal.js';
 import { errorPage } from '../views/refusal.js';
 import { openPackage, recordPackageAccess, renewalInfo, startRenewal, type OpenedPackage } from '../../renewal/service.js';
@@ -22,21 +23,22 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
   const csrfOk = (p: Portal, req: FastifyRequest) => tokensMatch(p.session.csrf_token, ((req.body ?? {}) as Record<string, unknown>)._csrf);
   const csrfFailed = (req: FastifyRequest, reply: FastifyReply) => sendPage(reply, 403, errorPage(pageContext(req), req.kenshin.t('error.csrf')));
 
-  app.get('/renewal/check', async (req, reply) => {
+  app.get('/renewal/check', { schema: { querystring: query({ rd: LIMIT.returnPath }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     const info = await renewalInfo(deps.renewal, p.cert);
-    return sendPage(reply, 200, renewalCheckPage(ctxOf(req, p), { cert: p.cert, now: clock.now(), status: info.status, csrf: p.session.csrf_token, hasPackage: Boolean(info.renewal?.package_sealed) }));
+    return sendPage(reply, 200, renewalCheckPage(ctxOf(req, p), { cert: p.cert, now: clock.now(), status: info.status, csrf: p.session.csrf_token, hasPackage: Boolean(info.renewal?.package_sealed), rd: returnPath((req.query as Record<string, unknown>).rd) }));
   });
 
   const csrfOnly = { schema: { body: body() } };
-  app.post('/renewal/later', csrfOnly, async (req, reply) => {
+  app.post('/renewal/later', { schema: { body: body({ rd: LIMIT.returnPath }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
     if (!csrfOk(p, req)) return csrfFailed(req, reply);
-    // Put off for this session only: the check shows again at the next login.
+    // Put off for this session only: the check shows again at the next login. Then on to the
+    // application page the user was going to, when they came through the gateway.
     await updateSession(db, p.session, { renewal_deferred: 1 });
-    return reply.redirect('/home', 303);
+    return reply.redirect(returnPath(((req.body ?? {}) as Record<string, unknown>).rd) ?? '/home', 303);
   });
 
   app.get('/renewal/confirm', async (req, reply) => {

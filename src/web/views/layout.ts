@@ -11,6 +11,9 @@ export interface PageContext {
   user?: { loginId: string; csrf: string; role?: string } | undefined;
 }
 
+/** One slash, then no second slash or backslash (both make a browser go to another host), no whitespace. */
+const LOCAL_PATH = /^\/(?![/\\])[^\\\s]*$/;
+
 /**
  * The path of a link back to this page, always on this site. The raw request path is the client's:
  * `//evil.example/x` (or `/\evil.example`, which browsers read the same way) would otherwise become
@@ -18,8 +21,30 @@ export interface PageContext {
  */
 export function localPath(requestUrl: string): string {
   const p = requestUrl.split('?')[0]!.split('#')[0]!;
-  return /^\/(?![/\\])[^\\\s]*$/.test(p) ? p : '/';
+  return LOCAL_PATH.test(p) ? p : '/';
 }
+
+/** Longest `rd` kept: a deep link with its query, not a place to store data. */
+export const RETURN_PATH_MAX = 2048;
+
+/**
+ * Where to go back to after login (the gateway's `rd`), or undefined: a path with its query on
+ * this site only. Scheme-relative (`//evil.example`), backslash (`/\evil.example`), absolute URLs,
+ * control characters and anything longer than RETURN_PATH_MAX are dropped, not repaired: a
+ * mistyped link lands on the home page, a crafted one nowhere else. Kenshin's own login and
+ * forward-auth paths are dropped too (a loop, not a destination).
+ */
+export function returnPath(rd: unknown): string | undefined {
+  if (typeof rd !== 'string' || rd.length === 0 || rd.length > RETURN_PATH_MAX) return undefined;
+  for (let i = 0; i < rd.length; i++) if (rd.charCodeAt(i) < 0x20 || rd.charCodeAt(i) === 0x7f) return undefined;
+  const [p, ...rest] = rd.split('#')[0]!.split('?');
+  if (!LOCAL_PATH.test(p!) || rest.some((q) => /\s/.test(q))) return undefined;
+  if (/^\/(login|logout|auth)(\/|$)/.test(p!)) return undefined;
+  return rd.split('#')[0];
+}
+
+/** The path with `?rd=…` (or `&rd=…`) to carry the return path on to the next step; the path alone when there is none. */
+export const withReturnPath = (path: string, rd: string | undefined) => (rd ? `${path}${path.includes('?') ? '&' : '?'}rd=${encodeURIComponent(rd)}` : path);
 
 export function layout(ctx: PageContext, title: string, body: Html, opts: { notice?: Html | undefined } = {}): Html {
   const { t } = ctx;

@@ -5,7 +5,14 @@ import { date, dateTime } from './format.js';
 import type { CertificateRow, Institution } from '../../db/schema.js';
 import type { RenewalStatus } from '../../renewal/policy.js';
 
-export function loginPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; csrf: string; loginId?: string; error?: string | undefined; info?: string | undefined }) {
+/**
+ * Where the user was going (the gateway's `rd`, already checked by returnPath): carried through
+ * the login, 健診機関選択 and 証明書更新チェック forms, so the steps keep the manual's order and the
+ * user still ends up at the application page they asked for.
+ */
+const returnField = (rd: string | undefined) => (rd ? html`<input type="hidden" name="rd" value="${rd}">` : '');
+
+export function loginPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; csrf: string; loginId?: string; error?: string | undefined; info?: string | undefined; rd?: string | undefined }) {
   const { t } = ctx;
   return layout(
     ctx,
@@ -13,7 +20,7 @@ export function loginPage(ctx: PageContext, p: { cert: CertificateRow; now: Date
     html`<p>${t('login.lead')}</p>
 <section class="card"><h2>${t('login.certificate')}</h2>${certificateCard(t, p.cert, p.now)}</section>
 <form method="post" action="/login" class="card form" id="login-form" data-once>
-  <input type="hidden" name="_csrf" value="${p.csrf}">
+  <input type="hidden" name="_csrf" value="${p.csrf}">${returnField(p.rd)}
   <label>${t('login.loginId')}<input name="loginId" id="loginId" autocomplete="username" required value="${p.loginId ?? ''}"></label>
   <label>${t('login.password')}<input name="password" id="password" type="password" autocomplete="current-password" required></label>
   <button type="submit" class="primary" id="login-submit">${t('login.submit')}</button>
@@ -22,7 +29,7 @@ export function loginPage(ctx: PageContext, p: { cert: CertificateRow; now: Date
   );
 }
 
-export function institutionsPage(ctx: PageContext, p: { institutions: Institution[]; csrf: string }) {
+export function institutionsPage(ctx: PageContext, p: { institutions: Institution[]; csrf: string; rd?: string | undefined }) {
   const { t } = ctx;
   if (p.institutions.length === 0) {
     return layout(ctx, t('institutions.none.title'), html`<p id="no-institutions">${t('institutions.none.body')}</p>`);
@@ -32,7 +39,7 @@ export function institutionsPage(ctx: PageContext, p: { institutions: Institutio
     t('institutions.title'),
     html`<p>${t('institutions.lead')}</p>
 <form method="post" action="/institutions" class="card" id="institutions-form" data-once>
-  <input type="hidden" name="_csrf" value="${p.csrf}">
+  <input type="hidden" name="_csrf" value="${p.csrf}">${returnField(p.rd)}
   <table class="list">
     <thead><tr><th></th><th>${t('institutions.number')}</th><th>${t('institutions.name')}</th></tr></thead>
     <tbody>
@@ -79,7 +86,7 @@ export function homePage(ctx: PageContext, m: HomeModel) {
   );
 }
 
-export function renewalCheckPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; status: RenewalStatus; csrf: string; hasPackage: boolean }) {
+export function renewalCheckPage(ctx: PageContext, p: { cert: CertificateRow; now: Date; status: RenewalStatus; csrf: string; hasPackage: boolean; rd?: string | undefined }) {
   const { t } = ctx;
   if (p.status.reason === 'already_renewed') {
     return layout(ctx, t('check.title'), html`<p id="already-renewed">${t('check.alreadyRenewed')}</p>${certificateCard(t, p.cert, p.now)}
@@ -101,7 +108,7 @@ ${certificateCard(t, p.cert, p.now)}
 <section class="card">${certificateCard(t, p.cert, p.now)}</section>
 <div class="actions">
   <a class="button primary" href="/renewal/confirm" id="renewal-get">${t('check.get')}</a>
-  <form method="post" action="/renewal/later" class="inline"><input type="hidden" name="_csrf" value="${p.csrf}"><button type="submit" id="renewal-later">${t('check.later')}</button></form>
+  <form method="post" action="/renewal/later" class="inline"><input type="hidden" name="_csrf" value="${p.csrf}">${returnField(p.rd)}<button type="submit" id="renewal-later">${t('check.later')}</button></form>
 </div>
 <p class="muted">${t('check.laterNote')}</p>`,
   );
