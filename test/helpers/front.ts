@@ -5,7 +5,9 @@ import type { World } from './world.js';
 import { startServer, type RunningServer } from '../../src/web/server.js';
 import { ensureServerCertificate } from '../../src/ca/server-certificate.js';
 import { loadTrustedCaPems } from '../../src/ca/hierarchy.js';
-import { startNginx, type RunningNginx } from './nginx.js';
+import { startNginx, type NginxFiles, type RunningNginx } from './nginx.js';
+import type { Config } from '../../src/config.js';
+import type { Clock } from '../../src/clock.js';
 
 /**
  * The portal as the clinics reach it. By default `kenshin serve` terminating TLS itself; with
@@ -40,18 +42,27 @@ export async function startFront(w: World, opts: { via?: 'direct' | 'nginx' } = 
     w.onClose(() => server.close());
     return { server, url: server.url };
   }
+  const { server, files, dir } = await kenshinBehindProxy(w, {}, w.clock, 'nginx');
+  const nginx = await startNginx(dir, files);
+  w.onClose(() => nginx.stop());
+  return { server, url: nginx.url, nginx };
+}
+
+/**
+ * Kenshin in proxy mode on a unix socket, and what an operator puts in /etc/kenshin for the proxy in
+ * front: the site certificate (ours here; a public one in production), and the CA and CRL bundles
+ * the service publishes. `overrides` adjust the config (the gateway sets its public URL).
+ */
+export async function kenshinBehindProxy(w: World, overrides: Partial<Config>, clock: Clock, dirName: string): Promise<{ server: RunningServer; files: NginxFiles; dir: string }> {
   // Unix socket paths are limited to ~100 bytes: keep it short.
   const sockDir = fs.mkdtempSync('/tmp/ks-');
   const socket = path.join(sockDir, 'kenshin.sock');
-  const server = await startServer({ ...w.config, mode: 'proxy', listen: { socket } }, { clock: w.clock });
+  const server = await startServer({ ...w.config, mode: 'proxy', listen: { socket }, ...overrides }, { clock });
   w.onClose(async () => {
     await server.close();
     fs.rmSync(sockDir, { recursive: true, force: true });
   });
-
-  // What an operator puts in /etc/kenshin: the site certificate (ours here; a public one in
-  // production), and the CA and CRL bundles the service publishes.
-  const dir = path.join(w.dir, 'nginx');
+  const dir = path.join(w.dir, dirName);
   fs.mkdirSync(dir, { recursive: true });
   const authority = await w.runtime.authority();
   const tls = await ensureServerCertificate(authority, w.runtime.paths, ['localhost', '127.0.0.1'], w.config.caPassphrase!, w.clock.now());
@@ -66,7 +77,5 @@ export async function startFront(w: World, opts: { via?: 'direct' | 'nginx' } = 
   fs.writeFileSync(files.tlsKey, tls.keyPem, { mode: 0o600 });
   fs.writeFileSync(files.clientCa, loadTrustedCaPems(w.runtime.paths).join('\n'));
   fs.writeFileSync(files.crl, await getOverSocket(socket, '/crl/bundle.pem'));
-  const nginx = await startNginx(dir, files);
-  w.onClose(() => nginx.stop());
-  return { server, url: nginx.url, nginx };
+  return { server, files, dir };
 }

@@ -3,13 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { World } from './world.js';
-import { startServer, type RunningServer } from '../../src/web/server.js';
-import { ensureServerCertificate } from '../../src/ca/server-certificate.js';
-import { loadTrustedCaPems } from '../../src/ca/hierarchy.js';
+import type { RunningServer } from '../../src/web/server.js';
 import { systemClock } from '../../src/clock.js';
 import { freePort, replaceOnce, startNginx, type NginxFiles, type RunningNginx } from './nginx.js';
 import { childEnv } from './child-env.js';
-import { getOverSocket } from './front.js';
+import { kenshinBehindProxy } from './front.js';
 
 /**
  * The gateway as an operator deploys it: Debian's nginx running deploy/nginx-gateway.conf — the
@@ -73,34 +71,9 @@ export async function startUpstream(w: World, env: Record<string, string>): Prom
 export async function startGateway(w: World): Promise<Gateway> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}/`;
-  const sockDir = fs.mkdtempSync('/tmp/ks-');
-  const socket = path.join(sockDir, 'kenshin.sock');
   // The real clock, not the world's fixed one: the example application checks the assertion's
   // 60-second expiry with the machine's clock (see helpers/dates.ts); the world starts at that now.
-  const server = await startServer(
-    { ...w.config, mode: 'proxy', listen: { socket }, publicUrl: url, publicUrlConfigured: true, gatewayAudience: AUDIENCE },
-    { clock: systemClock },
-  );
-  w.onClose(async () => {
-    await server.close();
-    fs.rmSync(sockDir, { recursive: true, force: true });
-  });
-
-  const dir = path.join(w.dir, 'nginx-gateway');
-  fs.mkdirSync(dir, { recursive: true });
-  const authority = await w.runtime.authority();
-  const tls = await ensureServerCertificate(authority, w.runtime.paths, ['localhost', '127.0.0.1'], w.config.caPassphrase!, w.clock.now());
-  const files = {
-    upstreamSocket: socket,
-    tlsCert: path.join(dir, 'fullchain.pem'),
-    tlsKey: path.join(dir, 'privkey.pem'),
-    clientCa: path.join(dir, 'client-ca.pem'),
-    crl: path.join(dir, 'crl.pem'),
-  };
-  fs.writeFileSync(files.tlsCert, tls.certChainPem);
-  fs.writeFileSync(files.tlsKey, tls.keyPem, { mode: 0o600 });
-  fs.writeFileSync(files.clientCa, loadTrustedCaPems(w.runtime.paths).join('\n'));
-  fs.writeFileSync(files.crl, await getOverSocket(socket, '/crl/bundle.pem'));
+  const { server, files, dir } = await kenshinBehindProxy(w, { publicUrl: url, publicUrlConfigured: true, gatewayAudience: AUDIENCE }, systemClock, 'nginx-gateway');
 
   // The application fetches the JWKS from the site, as it would in production: over nginx, trusting our root.
   const upstream = await startUpstream(w, { KENSHIN_ISSUER: url, KENSHIN_AUDIENCE: AUDIENCE, NODE_EXTRA_CA_CERTS: w.runtime.paths.rootCert });
