@@ -16,6 +16,8 @@ export interface LoadWorkerData {
   /** The client certificate as PKCS#12. */
   pfx: Uint8Array;
   passphrase: string;
+  /** Extra request headers (a session cookie for the gateway). */
+  headers?: Record<string, string>;
   connections: number;
   /** 'keepalive': requests one after another on each connection; 'handshake': a new TLS connection (full handshake) per request. */
   mode: 'keepalive' | 'handshake';
@@ -39,7 +41,10 @@ const d = workerData as LoadWorkerData;
 // One context for every connection: parsing the .p12 (3DES, PBKDF) per connection would cost the
 // generator more than the handshake costs the server.
 const context = tls.createSecureContext({ pfx: Buffer.from(d.pfx), passphrase: d.passphrase, ca: d.ca, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
-const request = (close: boolean) => Buffer.from(`GET ${d.path} HTTP/1.1\r\nHost: ${d.host}:${d.port}\r\nAccept: application/json\r\nUser-Agent: kenshin-bench${close ? '\r\nConnection: close' : ''}\r\n\r\n`);
+const extra = Object.entries(d.headers ?? {})
+  .map(([k, v]) => `\r\n${k}: ${v}`)
+  .join('');
+const request = (close: boolean) => Buffer.from(`GET ${d.path} HTTP/1.1\r\nHost: ${d.host}:${d.port}\r\nAccept: application/json\r\nUser-Agent: kenshin-bench${extra}${close ? '\r\nConnection: close' : ''}\r\n\r\n`);
 const KEEP = request(false);
 const CLOSE = request(true);
 

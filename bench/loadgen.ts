@@ -14,6 +14,8 @@ export interface LoadOptions {
   ca: string;
   pfx: Uint8Array;
   passphrase: string;
+  /** Extra request headers, sent with every request. */
+  headers?: Record<string, string>;
   connections: number;
   threads: number;
   mode: 'keepalive' | 'handshake';
@@ -55,7 +57,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     per.map(
       (connections) =>
         new Promise<LoadWorkerResult>((resolve, reject) => {
-          const data: LoadWorkerData = { host: o.host, port: o.port, path: o.path, ca: o.ca, pfx: o.pfx, passphrase: o.passphrase, connections, mode: o.mode, measureFrom, measureUntil };
+          const data: LoadWorkerData = { host: o.host, port: o.port, path: o.path, ca: o.ca, pfx: o.pfx, passphrase: o.passphrase, headers: o.headers, connections, mode: o.mode, measureFrom, measureUntil };
           const w = new Worker(BOOTSTRAP, { eval: true, workerData: data });
           w.once('message', (r: LoadWorkerResult) => resolve(r));
           w.once('error', reject);

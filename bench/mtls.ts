@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import https from 'node:https';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig, dataPaths } from '../src/config.js';
 import { createHierarchy } from '../src/ca/hierarchy.js';
 import { openRuntime } from '../src/runtime.js';
@@ -22,7 +21,10 @@ import { ensureServerCertificate } from '../src/ca/server-certificate.js';
 import { DAY_MS } from '../src/clock.js';
 import { childPids, cpuMs, option, round, writeResult } from './lib.js';
 import { runLoad, type LoadResult } from './loadgen.js';
-import { freePort, startNginx, waitForPort, type RunningNginx } from './nginx.js';
+import { freePort, startNginx, type RunningNginx } from './nginx.js';
+import { shareSocketWithNginx, startKenshinServe, type Target } from './kenshin-serve.js';
+import { SHIPPED_CONF, testableConf } from '../test/helpers/nginx.js';
+import { getOverSocket } from '../test/helpers/front.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -42,15 +44,6 @@ const settings = {
 };
 const PATH = '/api/v1/certificate';
 const PASSPHRASE = 'bench-passphrase';
-
-/** A server under test: where it listens and which processes do its work (for CPU accounting). */
-interface Target {
-  name: string;
-  description: string;
-  port: number;
-  pids(): number[];
-  close(): Promise<void>;
-}
 
 interface Prepared {
   dir: string;
@@ -115,35 +108,13 @@ async function prepare(): Promise<Prepared> {
   }
 }
 
-/** `kenshin serve` in its own process, logging its JSON request lines to a file as in production. */
+/** `kenshin serve` in direct mode: TLS and the client certificate at Kenshin. */
 async function startKenshin(p: Prepared): Promise<Target> {
   const port = await freePort();
-  const log = fs.openSync(path.join(p.dir, 'serve.log'), 'a', 0o600);
   // --server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the server under load.
   const nodeArgs = (option(argv, '--server-node-args') ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.join(import.meta.dirname, '..', 'bin', 'kenshin.js'), 'serve', '--data-dir', p.dir, '--listen', `127.0.0.1:${port}`], {
-    env: { ...process.env, ...p.env, KENSHIN_METRICS_LISTEN: '127.0.0.1:0', KENSHIN_LOG_LEVEL: 'info' },
-    stdio: ['ignore', log, log],
-  });
-  fs.closeSync(log);
-  try {
-    await waitForPort(port, child, 'kenshin serve', 60000);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`${(e as Error).message}\n${fs.readFileSync(path.join(p.dir, 'serve.log'), 'utf8').slice(-2000)}`);
-  }
-  return {
-    name: 'kenshin',
-    description: 'kenshin serve (direct TLS), GET /api/v1/certificate',
-    port,
-    pids: () => [child.pid!],
-    async close() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  const serve = await startKenshinServe({ dir: p.dir, env: p.env, listen: { port }, nodeArgs });
+  return { name: 'kenshin', description: 'kenshin serve (direct TLS), GET /api/v1/certificate', port, pids: () => [serve.pid], close: serve.close };
 }
 
 async function startNginxPeer(p: Prepared, body: Buffer, workers: 'auto' | number): Promise<Target & { nginx: RunningNginx }> {
@@ -175,17 +146,39 @@ async function startNginxPeer(p: Prepared, body: Buffer, workers: 'auto' | numbe
 }
 
 /**
- * BEHIND NGINX — hook for the lead to wire (issue 5, "Behind a reverse proxy").
- * Return a Target whose `port` is nginx's TLS port in front of `kenshin serve` in proxy mode
- * (deploy/nginx.conf: ssl_verify_client optional/on with our CA, the client certificate passed in
- * the header from $ssl_client_escaped_cert, proxy_pass to Kenshin on loopback or a unix socket with
- * an upstream keepalive pool), and whose `pids()` lists nginx's master and workers AND the Kenshin
- * process, so CPU per request is the whole path. `p` has the data dir (p.dir, env p.env), the
- * server certificate and key (PEM) and the client CA bundle; startNginx() and startKenshin() above
- * show how to start each half. Returning undefined leaves the row out of the results.
+ * Kenshin behind nginx as deployed: deploy/nginx.conf (only ports and paths rewritten, as in the
+ * tests) with TLS and the client certificate at nginx, Kenshin in proxy mode on a unix socket. Its
+ * CPU per request is the whole path: nginx's master and workers and the Kenshin process.
  */
-async function startBehindNginx(_p: Prepared): Promise<Target | undefined> {
-  return undefined;
+async function startBehindNginx(p: Prepared): Promise<Target> {
+  const sockDir = fs.mkdtempSync('/tmp/ks-bench-');
+  const socket = path.join(sockDir, 'kenshin.sock');
+  const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, KENSHIN_MODE: 'proxy' }, listen: { socket } });
+  try {
+    shareSocketWithNginx(socket);
+    const port = await freePort();
+    const files = { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem' };
+    const nginx = await startNginx({
+      port,
+      workers: 'auto',
+      files: { 'server.crt': p.serverCertChainPem, 'server.key': p.serverKeyPem, 'client-ca.pem': p.clientCaPem, 'crl.pem': await getOverSocket(socket, '/crl/bundle.pem') },
+      http: testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), files, port, await freePort()),
+    });
+    return {
+      name: 'behind-nginx',
+      description: 'nginx with deploy/nginx.conf (worker_processes auto) → kenshin serve in proxy mode on a unix socket, GET /api/v1/certificate',
+      port,
+      pids: () => [...nginx.pids(), serve.pid],
+      async close() {
+        await nginx.close();
+        await serve.close();
+        fs.rmSync(sockDir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await serve.close();
+    throw e;
+  }
 }
 
 /** One GET with the benchmark's client certificate: the bytes Kenshin answers, for nginx to serve. */
@@ -260,8 +253,7 @@ async function main() {
     // nginx serves exactly the bytes Kenshin answers, so both send the same body.
     targets.push(await startNginxPeer(p, probe.body, 'auto'));
     if (!quick && cores > 1) targets.push(await startNginxPeer(p, probe.body, 1));
-    const behind = await startBehindNginx(p);
-    if (behind) targets.push(behind);
+    targets.push(await startBehindNginx(p));
     // --attach NAME:PORT:PID measures a server started by hand (e.g. an experiment) with the same
     // generator; its CA files are in the data dir printed with --keep-data.
     for (const spec of (option(argv, '--attach') ?? '').split(',').filter(Boolean)) {

@@ -197,7 +197,7 @@ function parseDays(raw: string): number[] {
   return [...new Set(days)].sort((a, b) => b - a);
 }
 
-function parseListenAddress(value: string, field: string): ListenAddress {
+export function parseListenAddress(value: string, field: string): ListenAddress {
   if (value.startsWith('unix:')) {
     const socket = value.slice('unix:'.length);
     if (!path.isAbsolute(socket)) throw invalidInput(field, `expected unix:/absolute/path, got "${value}"`);

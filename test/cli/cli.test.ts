@@ -146,6 +146,8 @@ for (const dialect of testDialects()) {
       ['a second init', ['init'], /already initialised/],
       ['a missing required option', ['tenant', 'add', '--code', 'X'], /required option '--name <NAME>' not specified/],
       ['a bad listen address', ['serve', '--listen', 'localhost'], /listen: expected HOST:PORT/],
+      ['a unix socket in direct mode', ['serve', '--listen', 'unix:/tmp/kenshin-test.sock'], /a unix socket is for proxy mode/],
+      ['a relative unix socket', ['serve', '--listen', 'unix:kenshin.sock'], /listen: expected unix:\/absolute\/path/],
     ];
     for (const [name, args, message, opts] of refusals) {
       test(`refused cleanly: ${name}`, async () => {

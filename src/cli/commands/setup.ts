@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
-import { parseListen } from '../../config.js';
+import { parseListenAddress } from '../../config.js';
 import { startServer } from '../../web/server.js';
 import { PROXY_TCP_WARNING } from '../../ops/config-check.js';
 import { assertPrivate } from '../../private-files.js';
@@ -40,7 +40,7 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .option('--listen <HOST:PORT>', 'listen address (default 127.0.0.1:8443, or KENSHIN_LISTEN; unix:/path in proxy mode)')
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
-      runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListen(o.listen, 'listen') } : {}), async ({ config }) => {
+      runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListenAddress(o.listen, 'listen') } : {}), async ({ config }) => {
         // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
         const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
         if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');

@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitForPort } from './nginx.js';
+
+/** A server under test: where it listens and which processes do its work (for CPU accounting). */
+export interface Target {
+  name: string;
+  description: string;
+  port: number;
+  pids(): number[];
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  dir: string;
+  env: Record<string, string>;
+  /** A TCP port on 127.0.0.1 (direct mode), or a unix socket (proxy mode). */
+  listen: { port: number } | { socket: string };
+  /** Extra node flags, e.g. "--cpu-prof --cpu-prof-dir=DIR". */
+  nodeArgs?: string[];
+}
+
+export interface ServeProcess {
+  pid: number;
+  close(): Promise<void>;
+}
+
+/**
+ * `kenshin serve` in its own process, as in production: the bench's load generator and nginx must
+ * not share its event loop, and its CPU time is then its own. JSON request lines go to
+ * <dir>/serve.log (a failed start shows its tail).
+ */
+export async function startKenshinServe(o: ServeOptions): Promise<ServeProcess> {
+  const log = fs.openSync(path.join(o.dir, 'serve.log'), 'a', 0o600);
+  const listen = 'port' in o.listen ? `127.0.0.1:${o.listen.port}` : `unix:${o.listen.socket}`;
+  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), path.join(import.meta.dirname, '..', 'bin', 'kenshin.js'), 'serve', '--data-dir', o.dir, '--listen', listen], {
+    env: { ...process.env, KENSHIN_METRICS_LISTEN: '127.0.0.1:0', KENSHIN_LOG_LEVEL: 'info', KENSHIN_LOG_FORMAT: 'json', ...o.env },
+    stdio: ['ignore', log, log],
+  });
+  fs.closeSync(log);
+  try {
+    if ('port' in o.listen) await waitForPort(o.listen.port, child, 'kenshin serve', 60000);
+    else await waitForSocket(o.listen.socket, child, 60000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\n${fs.readFileSync(path.join(o.dir, 'serve.log'), 'utf8').slice(-2000)}`);
+  }
+  return {
+    pid: child.pid!,
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function waitForSocket(socket: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`kenshin serve exited with ${child.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(socket);
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`kenshin serve did not listen on ${socket} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The benchmark's nginx runs as `nobody` when the bench runs as root (bench/nginx.ts); Kenshin's
+ * socket is 0660 for its owner's group, so it is handed to nobody's group, as an operator puts
+ * nginx's user in Kenshin's group.
+ */
+export function shareSocketWithNginx(socket: string): void {
+  if (process.getuid?.() !== 0) return;
+  fs.chmodSync(path.dirname(socket), 0o755);
+  fs.chownSync(socket, 0, 65534);
+}
