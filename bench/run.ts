@@ -21,6 +21,7 @@ const SECTIONS = [
   { name: 'mtls', file: 'mtls.ts', what: 'mTLS request throughput vs nginx' },
   { name: 'database', file: 'database.ts', what: 'renewal check, CRL, expiring query and size with 1,000,000 certificates' },
   { name: 'storm', file: 'storm.ts', what: 'the wait after 「開始する」 in a renewal storm, with and without the key pool' },
+  { name: 'gateway', file: 'gateway.ts', what: 'what the gateway adds per request to an application, vs nginx proxy_pass with no auth' },
 ] as const;
 const only = option(argv, '--only')?.split(',');
 const passThrough = argv.filter((a, i) => a !== '--only' && argv[i - 1] !== '--only');
@@ -129,6 +130,27 @@ function rows(startedAt: number): Row[] {
       target: 'p99 < 3 s',
       met: Boolean(storm.met),
     });
+  }
+  const gw = fresh(readResult('gateway'));
+  if (gw) {
+    const res = at(gw, 'results') as Json;
+    const plainRps = at(res, 'plain', 'requestsPerSecond');
+    const plainP50 = at(res, 'plain', 'oneConnection', 'p50Ms');
+    for (const [who, label, summary] of [
+      ['gateway', 'gateway: nginx auth_request → Kenshin (deploy/nginx-gateway.conf)', at(gw, 'gateway')],
+      ['built-in', "gateway: Kenshin's built-in proxy (KENSHIN_UPSTREAM_URL)", at(gw, 'builtIn')],
+    ] as const) {
+      const ratio = Number(at(summary, 'throughputRatio'));
+      const added = Number(at(summary, 'addedP50Ms'));
+      out.push({
+        figure: `${label}, requests to the application`,
+        kenshin: `${num(at(res, who, 'requestsPerSecond'), 0)} req/s, p50 ${num(at(res, who, 'oneConnection', 'p50Ms'), 3)} ms (+${num(added, 3)} ms)`,
+        peer: `nginx proxy_pass, no auth ${num(plainRps, 0)} req/s, p50 ${num(plainP50, 3)} ms`,
+        ratio: `${num(ratio)}×`,
+        target: '≥ 0.5×, < 1 ms added at p50',
+        met: ratio >= 0.5 && added < 1,
+      });
+    }
   }
   return out;
 }
