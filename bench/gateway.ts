@@ -27,12 +27,11 @@ import { issueCertificate } from '../src/certificates/service.js';
 import { ensureServerCertificate } from '../src/ca/server-certificate.js';
 import { DAY_MS } from '../src/clock.js';
 import { TlsClient } from '../test/helpers/client.js';
-import { getOverSocket } from '../test/helpers/front.js';
 import { SHIPPED_GATEWAY_CONF, testableGatewayConf } from '../test/helpers/gateway.js';
 import { cpuMs, option, round, writeResult } from './lib.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { freePort, startNginx } from './nginx.js';
-import { shareSocketWithNginx, startKenshinServe, type Target } from './kenshin-serve.js';
+import { startKenshinBehindNginx, startKenshinServe, type Target } from './kenshin-serve.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -141,34 +140,16 @@ async function startPlain(p: Installation, app: string): Promise<Target> {
 }
 
 async function startGatewayPeer(p: Installation, app: string): Promise<Target> {
-  const port = await freePort();
-  const sockDir = fs.mkdtempSync('/tmp/ks-bench-');
-  const socket = path.join(sockDir, 'kenshin.sock');
-  const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, KENSHIN_MODE: 'proxy', KENSHIN_PUBLIC_URL: `https://127.0.0.1:${port}/` }, listen: { socket }, nodeArgs });
-  try {
-    shareSocketWithNginx(socket);
-    const files = { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem', application: app };
-    const nginx = await startNginx({
-      port,
-      workers: 'auto',
-      files: { ...tlsFiles(p), 'crl.pem': await getOverSocket(socket, '/crl/bundle.pem') },
-      http: testableGatewayConf(fs.readFileSync(SHIPPED_GATEWAY_CONF, 'utf8'), files, port, await freePort()),
-    });
-    return {
-      name: 'gateway',
-      description: 'nginx with deploy/nginx-gateway.conf: auth_request /auth/verify → kenshin serve (proxy mode, unix socket), then proxy_pass to the application',
-      port,
-      pids: () => [...nginx.pids(), serve.pid],
-      async close() {
-        await nginx.close();
-        await serve.close();
-        fs.rmSync(sockDir, { recursive: true, force: true });
-      },
-    };
-  } catch (e) {
-    await serve.close();
-    throw e;
-  }
+  const behind = await startKenshinBehindNginx({
+    dir: p.dir,
+    env: p.env,
+    envForPort: (port) => ({ KENSHIN_PUBLIC_URL: `https://127.0.0.1:${port}/` }),
+    nodeArgs,
+    files: tlsFiles(p),
+    conf: (socket, port, httpPort) =>
+      testableGatewayConf(fs.readFileSync(SHIPPED_GATEWAY_CONF, 'utf8'), { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem', application: app }, port, httpPort),
+  });
+  return { name: 'gateway', description: 'nginx with deploy/nginx-gateway.conf: auth_request /auth/verify → kenshin serve (proxy mode, unix socket), then proxy_pass to the application', ...behind };
 }
 
 async function startBuiltIn(p: Installation, app: string): Promise<Target> {

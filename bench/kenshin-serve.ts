@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { waitForPort } from './nginx.js';
+import { freePort, startNginx, waitForPort } from './nginx.js';
+import { getOverSocket } from '../test/helpers/front.js';
 
 /** A server under test: where it listens and which processes do its work (for CPU accounting). */
 export interface Target {
@@ -82,4 +83,44 @@ export function shareSocketWithNginx(socket: string): void {
   if (process.getuid?.() !== 0) return;
   fs.chmodSync(path.dirname(socket), 0o755);
   fs.chownSync(socket, 0, 65534);
+}
+
+export interface BehindNginxOptions {
+  dir: string;
+  env: Record<string, string>;
+  /** PEM files nginx needs (server certificate, key, client CA), written under its prefix. */
+  files: Record<string, string>;
+  /** The nginx `http { … }` contents for Kenshin on `socket` and nginx on `port`; `crl.pem` is under the prefix. */
+  conf(socket: string, port: number, httpPort: number): string;
+  nodeArgs?: string[];
+  /** Kenshin's environment that needs nginx's port (e.g. KENSHIN_PUBLIC_URL). */
+  envForPort?(port: number): Record<string, string>;
+}
+
+/**
+ * nginx with TLS and the client certificate in front of `kenshin serve` in proxy mode on a unix
+ * socket, as deployed; pids() is the whole path (nginx's master and workers and Kenshin).
+ */
+export async function startKenshinBehindNginx(o: BehindNginxOptions): Promise<{ port: number; pids(): number[]; close(): Promise<void> }> {
+  const port = await freePort();
+  const sockDir = fs.mkdtempSync('/tmp/ks-bench-');
+  const socket = path.join(sockDir, 'kenshin.sock');
+  const serve = await startKenshinServe({ dir: o.dir, env: { ...o.env, KENSHIN_MODE: 'proxy', ...o.envForPort?.(port) }, listen: { socket }, nodeArgs: o.nodeArgs });
+  try {
+    shareSocketWithNginx(socket);
+    const nginx = await startNginx({ port, workers: 'auto', files: { ...o.files, 'crl.pem': await getOverSocket(socket, '/crl/bundle.pem') }, http: o.conf(socket, port, await freePort()) });
+    return {
+      port,
+      pids: () => [...nginx.pids(), serve.pid],
+      async close() {
+        await nginx.close();
+        await serve.close();
+        fs.rmSync(sockDir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await serve.close();
+    fs.rmSync(sockDir, { recursive: true, force: true });
+    throw e;
+  }
 }

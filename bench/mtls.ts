@@ -22,9 +22,8 @@ import { DAY_MS } from '../src/clock.js';
 import { childPids, cpuMs, option, round, writeResult } from './lib.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { freePort, startNginx, type RunningNginx } from './nginx.js';
-import { shareSocketWithNginx, startKenshinServe, type Target } from './kenshin-serve.js';
+import { startKenshinBehindNginx, startKenshinServe, type Target } from './kenshin-serve.js';
 import { SHIPPED_CONF, testableConf } from '../test/helpers/nginx.js';
-import { getOverSocket } from '../test/helpers/front.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -151,34 +150,13 @@ async function startNginxPeer(p: Prepared, body: Buffer, workers: 'auto' | numbe
  * CPU per request is the whole path: nginx's master and workers and the Kenshin process.
  */
 async function startBehindNginx(p: Prepared): Promise<Target> {
-  const sockDir = fs.mkdtempSync('/tmp/ks-bench-');
-  const socket = path.join(sockDir, 'kenshin.sock');
-  const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, KENSHIN_MODE: 'proxy' }, listen: { socket } });
-  try {
-    shareSocketWithNginx(socket);
-    const port = await freePort();
-    const files = { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem' };
-    const nginx = await startNginx({
-      port,
-      workers: 'auto',
-      files: { 'server.crt': p.serverCertChainPem, 'server.key': p.serverKeyPem, 'client-ca.pem': p.clientCaPem, 'crl.pem': await getOverSocket(socket, '/crl/bundle.pem') },
-      http: testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), files, port, await freePort()),
-    });
-    return {
-      name: 'behind-nginx',
-      description: 'nginx with deploy/nginx.conf (worker_processes auto) → kenshin serve in proxy mode on a unix socket, GET /api/v1/certificate',
-      port,
-      pids: () => [...nginx.pids(), serve.pid],
-      async close() {
-        await nginx.close();
-        await serve.close();
-        fs.rmSync(sockDir, { recursive: true, force: true });
-      },
-    };
-  } catch (e) {
-    await serve.close();
-    throw e;
-  }
+  const behind = await startKenshinBehindNginx({
+    dir: p.dir,
+    env: p.env,
+    files: { 'server.crt': p.serverCertChainPem, 'server.key': p.serverKeyPem, 'client-ca.pem': p.clientCaPem },
+    conf: (socket, port, httpPort) => testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem' }, port, httpPort),
+  });
+  return { name: 'behind-nginx', description: 'nginx with deploy/nginx.conf (worker_processes auto) → kenshin serve in proxy mode on a unix socket, GET /api/v1/certificate', ...behind };
 }
 
 /** One GET with the benchmark's client certificate: the bytes Kenshin answers, for nginx to serve. */
