@@ -79,7 +79,7 @@ async function waitForSocket(socket: string, child: ChildProcess, timeoutMs: num
  * socket is 0660 for its owner's group, so it is handed to nobody's group, as an operator puts
  * nginx's user in Kenshin's group.
  */
-export function shareSocketWithNginx(socket: string): void {
+function shareSocketWithNginx(socket: string): void {
   if (process.getuid?.() !== 0) return;
   fs.chmodSync(path.dirname(socket), 0o755);
   fs.chownSync(socket, 0, 65534);
