@@ -23,6 +23,16 @@ export type RefusalCode =
   | 'data_dir_locked'
   | 'output_not_writable'
   | 'nothing_to_recover'
+  // Taking over a running service: external CAs and imported certificates
+  | 'not_a_ca'
+  | 'ca_expired'
+  | 'chain_incomplete'
+  | 'chain_invalid'
+  | 'key_unreadable'
+  | 'key_mismatch'
+  | 'ca_known'
+  | 'crl_invalid'
+  | 'import_rejected'
   // Backup and restore
   | 'backup_damaged'
   // Renewal and the portal

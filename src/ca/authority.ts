@@ -6,6 +6,7 @@ import { fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
 import { ClientCertificateSigner, type SignedCertificate } from './client-certificate.js';
 import { CrlSigner } from './crl-signer.js';
+import { keyIdentifier } from './key-identifier.js';
 
 /**
  * The issuing CA in memory: its certificate, its private key (non-extractable once loaded),
@@ -82,9 +83,10 @@ export class IssuingAuthority {
    */
   async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] }): Promise<Uint8Array> {
     if (!this.crlSigner) {
-      const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension);
-      if (!ski) throw new Error('issuing CA certificate has no subject key identifier');
-      this.crlSigner = new CrlSigner(this.issuing, this.signingKey, this.keyType, ski.keyId);
+      // Kenshin's CAs carry a subject key identifier; an adopted CA from another system may not, and
+      // then its CRL's authority key identifier is computed the way RFC 5280 suggests (method 1).
+      const ski = this.issuing.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? keyIdentifier(await this.issuing.publicKey.export());
+      this.crlSigner = new CrlSigner(this.issuing, this.signingKey, this.keyType, ski);
     }
     return this.crlSigner.sign(req);
   }

@@ -12,7 +12,8 @@ import type { CaKeyType, DataPaths } from '../config.js';
 import { subtle } from './x509.js';
 import type { AuthorityMaterial } from './mint-pool.js';
 import { RootAuthority } from './root-authority.js';
-import { crlUrlForGeneration, currentIssuingFiles, listIssuingFiles, readCertificate as readCert, type IssuingCaFiles } from './generations.js';
+import { crlUrlForGeneration, currentIssuingFiles, fingerprintOfCertificate, listIssuingFiles, readCertificate as readCert, type IssuingCaFiles } from './generations.js';
+import { listExternalCas, type ExternalCa, type ExternalMode } from './external.js';
 
 /**
  * The two-tier hierarchy (as step-ca does it): an offline-able root that signs only issuing CAs
@@ -174,7 +175,22 @@ export async function loadRootKey(paths: DataPaths, passphrase: string): Promise
  * the HTTPS listener requests client certificates with, and `kenshin ca bundle` writes for a proxy.
  */
 export function loadTrustedCaPems(paths: DataPaths): string[] {
-  return [readCert(paths.rootCert), ...listIssuingFiles(paths).map((g) => g.certificate)].map((c) => c.toString('pem') + '\n');
+  const certs = [readCert(paths.rootCert), ...listIssuingFiles(paths).map((g) => g.certificate)];
+  // The CAs of a service taken over (external.ts) and the chains above them: their certificates
+  // are in the field and must keep working until they are renewed into Kenshin's CA.
+  for (const ext of listExternalCas(paths)) certs.push(ext.certificate, ...ext.chain);
+  const seen = new Set<string>();
+  return certs
+    .filter((c) => {
+      const fp = fingerprintOfCertificate(c);
+      return seen.has(fp) ? false : (seen.add(fp), true);
+    })
+    .map((c) => c.toString('pem') + '\n');
+}
+
+/** Every CA certificate a client certificate may be signed by: Kenshin's issuing generations and the external CAs. */
+export function clientIssuers(cas: CaSet): x509.X509Certificate[] {
+  return [...cas.generations.map((g) => g.authority.issuing), ...cas.external.map((e) => e.certificate)];
 }
 
 /** One generation of the issuing CA, with its key loaded. */
@@ -192,6 +208,8 @@ export interface CaSet {
    */
   root: RootAuthority | undefined;
   generations: IssuingGeneration[];
+  /** External CAs (external.ts); `authority` only for an adopted one (its key is here, it signs its CRL). */
+  external: { id: string; mode: ExternalMode; certificate: x509.X509Certificate; authority: IssuingAuthority | undefined }[];
 }
 
 export async function loadCaSet(paths: DataPaths, passphraseFromEnv: string | undefined, crlUrl: string | undefined): Promise<CaSet> {
@@ -201,7 +219,22 @@ export async function loadCaSet(paths: DataPaths, passphraseFromEnv: string | un
   for (const g of listIssuingFiles(paths)) {
     generations.push({ generation: g.generation, current: g.current, authority: await authorityFromMaterial(await loadGenerationMaterial(paths, g, passphrase, crlUrl)) });
   }
-  return { root: root && new RootAuthority(root.certificate, root.key, root.keyType), generations };
+  const external: CaSet['external'] = [];
+  for (const ext of listExternalCas(paths)) {
+    external.push({ id: ext.id, mode: ext.mode, certificate: ext.certificate, authority: ext.keyFile ? await loadExternalAuthority(ext, passphrase) : undefined });
+  }
+  return { root: root && new RootAuthority(root.certificate, root.key, root.keyType), generations, external };
+}
+
+/** An adopted CA with its key: signs its CRL (and, should the operator choose it, certificates). */
+async function loadExternalAuthority(ext: ExternalCa, passphrase: string): Promise<IssuingAuthority> {
+  const pkcs8 = decryptPkcs8Pem(readKeyFile(ext.keyFile!), passphrase, ext.keyFile!);
+  const pub = await ext.certificate.publicKey.export();
+  const keyType = keyTypeOfAlgorithm(pub.algorithm);
+  const key = await importPkcs8(pkcs8, keyType, false);
+  pkcs8.fill(0);
+  await assertKeyMatches(key, pub, keyType, ext.keyFile!);
+  return new IssuingAuthority(ext.chain.at(-1) ?? ext.certificate, ext.certificate, key, keyType, undefined);
 }
 
 export async function authorityFromMaterial(m: AuthorityMaterial): Promise<IssuingAuthority> {

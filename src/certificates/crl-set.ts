@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
 import type { CaSet } from '../ca/hierarchy.js';
 import { crlName } from '../ca/generations.js';
+import { externalCrlName } from '../ca/external.js';
 import { currentCrl, publishCrl, type CrlDeps, type PublishedCrl } from './crl.js';
 
 /**
@@ -20,9 +21,11 @@ import { currentCrl, publishCrl, type CrlDeps, type PublishedCrl } from './crl.j
 export const ROOT_CRL_VALIDITY_MS = 30 * DAY_MS;
 
 export interface CrlSource {
-  /** The file name under /crl/ without extension: "root", "issuing" (generation 1), "issuing-N". */
+  /** The file name under /crl/ without extension: "root", "issuing" (generation 1), "issuing-N", "external-<id>". */
   name: string;
-  /** The issuing CA generation; null for the root. */
+  /** The root's (revoked issuing CAs), an issuing generation's, or an adopted CA's (its certificates from the old system). */
+  kind: 'root' | 'issuing' | 'adopted';
+  /** The issuing CA generation; null for the root and adopted CAs. */
   generation: number | null;
   current: boolean;
   authority: CrlDeps['authority'];
@@ -38,8 +41,11 @@ export interface NamedCrl {
 /** Root first, then the issuing generations oldest first: the order of the bundle. */
 export function crlSources(cas: CaSet): CrlSource[] {
   return [
-    ...(cas.root ? [{ name: 'root', generation: null, current: false, authority: cas.root, validityMs: ROOT_CRL_VALIDITY_MS }] : []),
-    ...cas.generations.map((g) => ({ name: crlName(g.generation), generation: g.generation, current: g.current, authority: g.authority })),
+    ...(cas.root ? [{ name: 'root', kind: 'root' as const, generation: null, current: false, authority: cas.root, validityMs: ROOT_CRL_VALIDITY_MS }] : []),
+    ...cas.generations.map((g) => ({ name: crlName(g.generation), kind: 'issuing' as const, generation: g.generation, current: g.current, authority: g.authority })),
+    // An adopted CA's certificates are still in the field: its CRL, signed with its own key, lists
+    // the ones revoked here (and those revoked by the old system, imported with their dates).
+    ...cas.external.flatMap((e) => (e.authority ? [{ name: externalCrlName(e.id), kind: 'adopted' as const, generation: null, current: false, authority: e.authority }] : [])),
   ];
 }
 
@@ -86,13 +92,13 @@ export async function publishCrlsFor(deps: Deps, serials: string[]): Promise<Nam
   const wanted = new Set(issuers.map((r) => r.issuer_fingerprint));
   const out: NamedCrl[] = [];
   for (const s of crlSources(deps.cas)) {
-    if (s.generation === null || !wanted.has(await s.authority.issuingFingerprint())) continue;
+    if (s.kind === 'root' || !wanted.has(await s.authority.issuingFingerprint())) continue;
     out.push({ name: s.name, generation: s.generation, crl: await publishCrl(depsOf(deps, s)) });
   }
   return out;
 }
 
 /** The PEM concatenation of CRLs: what nginx `ssl_crl` reads (it needs one for every CA in the chain). */
-export function crlBundlePem(crls: NamedCrl[]): string {
-  return crls.map((c) => c.crl.pem.trimEnd() + '\n').join('');
+export function crlBundlePem(crls: NamedCrl[], externalPems: readonly string[] = []): string {
+  return crls.map((c) => c.crl.pem.trimEnd() + '\n').join('') + externalPems.join('');
 }

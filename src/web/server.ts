@@ -6,7 +6,7 @@ import type tls from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { openRuntime, type Runtime } from '../runtime.js';
-import { loadAuthorityMaterial } from '../ca/hierarchy.js';
+import { clientIssuers, loadAuthorityMaterial } from '../ca/hierarchy.js';
 import { startMintPool } from '../ca/mint-pool.js';
 import { inProcessMinter, type Minter } from '../ca/mint.js';
 import { loadPackageKey } from '../renewal/package-vault.js';
@@ -65,7 +65,7 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
 
   // Every CA generation: CRLs for each, and (behind a proxy) the signatures that tell "ours" from "foreign".
   const caSet = await runtime.caSet();
-  const issuers = () => caSet.generations.map((g) => g.authority.issuing);
+  const issuers = () => clientIssuers(caSet);
   let draining = false;
   const metrics = createMetrics(runtime.database.db, runtime.clock);
   const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;

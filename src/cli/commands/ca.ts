@@ -5,6 +5,7 @@ import { runCommand, type CliIo, type ExitBox } from '../context.js';
 import { dataPaths, type CaKeyType } from '../../config.js';
 import { loadTrustedCaPems, requireInitialised } from '../../ca/hierarchy.js';
 import { crlName } from '../../ca/generations.js';
+import { externalCrlPems } from '../../ca/external.js';
 import { crlBundlePem, currentCrlNamed, currentCrls, crlSources } from '../../certificates/crl-set.js';
 import { rotateIssuingCa, type RotationResult } from '../../setup/rotate-ca.js';
 import { writeFileAtomic } from '../../atomic-file.js';
@@ -140,7 +141,7 @@ export function registerCa(program: Command, io: CliIo, exit: ExitBox): void {
         if (o.crlOut) {
           const rt = await runtime();
           const crls = await currentCrls({ db: rt.database.db, clock: rt.clock, cas: await rt.caSet() });
-          crlPem = crlBundlePem(crls);
+          crlPem = crlBundlePem(crls, externalCrlPems(paths));
           result.crls = crls.map((c) => ({ name: c.name, number: c.crl.number, nextUpdate: c.crl.nextUpdate }));
         }
         if (o.caOut) {

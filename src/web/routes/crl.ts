@@ -3,6 +3,7 @@ import { CrlFiles, type CrlFile } from '../crl-files.js';
 import type { AppDeps } from '../context.js';
 import { crlBundlePem, currentCrlNamed, currentCrls, storedCrlNumber } from '../../certificates/crl-set.js';
 import { params } from '../input.js';
+import { externalCrlPems } from '../../ca/external.js';
 
 /**
  * The CRLs at stable URLs, in DER (the standard form for CRL distribution points) and PEM (what
@@ -11,7 +12,9 @@ import { params } from '../input.js';
  *   /crl/issuing.crl[.pem]     the first issuing CA (the URL certificates in the field carry)
  *   /crl/issuing-N.crl[.pem]   issuing CA generation N ≥ 2 (after `kenshin ca rotate`)
  *   /crl/root.crl[.pem]        the root's: revoked issuing CAs, normally none
- *   /crl/bundle.pem            all of the above in PEM, one file for nginx `ssl_crl`
+ *   /crl/external-<id>.crl[.pem]  an adopted CA's (`kenshin ca adopt`), signed with its own key
+ *   /crl/bundle.pem            all of the above in PEM, one file for nginx `ssl_crl`, plus the
+ *                              old system's CRLs kept for trusted CAs (`kenshin ca trust --crl`)
  *
  * A generation rotated in after this process started is served once it restarts. The files are
  * kept ready in memory (crl-files.ts) and revalidate with ETag / Last-Modified.
@@ -19,7 +22,7 @@ import { params } from '../input.js';
 export function crlRoutes(app: FastifyInstance, deps: AppDeps): void {
   const crlDeps = async () => ({ db: deps.runtime.database.db, clock: deps.runtime.clock, cas: await deps.runtime.caSet() });
   const files = new CrlFiles(
-    { one: async (name) => currentCrlNamed(await crlDeps(), name), all: async () => currentCrls(await crlDeps()), number: async (name) => storedCrlNumber(await crlDeps(), name), bundlePem: crlBundlePem },
+    { one: async (name) => currentCrlNamed(await crlDeps(), name), all: async () => currentCrls(await crlDeps()), number: async (name) => storedCrlNumber(await crlDeps(), name), bundlePem: (crls) => crlBundlePem(crls, externalCrlPems(deps.runtime.paths)) },
     () => Date.now(),
   );
 
