@@ -14,6 +14,7 @@ import * as m007 from './migrations/007_tenant_code_ci.js';
 import * as m008 from './migrations/008_handovers.js';
 import * as m009 from './migrations/009_login_window.js';
 import * as m011 from './migrations/011_open_certificates_index.js';
+import * as m012 from './migrations/012_certificate_imports.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -38,6 +39,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '008_handovers': m008,
   '009_login_window': m009,
   '011_open_certificates_index': m011,
+  '012_certificate_imports': m012,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -154,6 +154,12 @@ export interface HandoversTable {
   handed_over_at: string | null;
 }
 
+export interface CertificateImportsTable {
+  certificate_id: number;
+  source: string;
+  imported_at: string;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -174,6 +180,7 @@ export interface Schema {
   users: UsersTable;
   user_institutions: UserInstitutionsTable;
   certificates: CertificatesTable;
+  certificate_imports: CertificateImportsTable;
   audit_events: AuditEventsTable;
 }
 

@@ -6,6 +6,7 @@ import { dataPaths, type CaKeyType } from '../../config.js';
 import { loadTrustedCaPems, requireInitialised } from '../../ca/hierarchy.js';
 import { crlName } from '../../ca/generations.js';
 import { externalCrlPems } from '../../ca/external.js';
+import { adoptExternalCa, listExternal, replaceTrustedCrl, trustExternalCa, type ExternalCaSummary } from '../../takeover/external-ca.js';
 import { crlBundlePem, currentCrlNamed, currentCrls, crlSources } from '../../certificates/crl-set.js';
 import { rotateIssuingCa, type RotationResult } from '../../setup/rotate-ca.js';
 import { writeFileAtomic } from '../../atomic-file.js';
@@ -67,6 +68,30 @@ function describeRotation(r: RotationResult): string {
     `  1. Restart every \`kenshin serve\`: a running server keeps issuing with generation ${r.previous.generation} until it restarts`,
     '     (instances on other machines need this data directory\'s ca/ copied to them first).',
     '  2. Refresh the reverse proxy\'s bundles: `kenshin ca bundle --ca-out FILE --crl-out FILE`, then reload it (nginx -s reload).',
+  ].join('\n');
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+function describeExternal(verb: string, c: ExternalCaSummary): string {
+  return [
+    `${verb} ${c.subject}`,
+    `  id:            ${c.id} (ca/external/${c.id})`,
+    `  fingerprint:   ${c.fingerprint}`,
+    `  valid until:   ${c.notAfter.slice(0, 10)}`,
+    ...(c.chain.length ? [`  chain:         ${c.chain.join(' → ')}`] : []),
+    c.mode === 'adopted'
+      ? `  its CRL:       signed by Kenshin with the adopted key: /crl/${c.crl}.crl (DER), /crl/${c.crl}.crl.pem, and in \`kenshin ca bundle --crl-out\``
+      : c.keptCrls > 0
+        ? `  its CRL:       the old system's (${c.keptCrls} kept), in \`kenshin ca bundle --crl-out\`; replace it with \`kenshin ca trust-crl --crl FILE\` before its nextUpdate`
+        : '  its CRL:       none — Kenshin cannot sign one without the key. Kenshin refuses revoked certificates itself; nginx with ssl_crl\n                 refuses every certificate of a CA without a CRL: give the old CRL (--crl), adopt the CA, or drop ssl_crl',
+    '',
+    'Next:',
+    '  1. Import the certificates already in the field: kenshin cert import --from-openssl-index DIR/index.txt (or files) --tenants MAP.csv',
+    '  2. Restart every `kenshin serve` (the TLS listener names this CA to browsers from then on).',
+    '  3. Behind a proxy: kenshin ca bundle --ca-out FILE --crl-out FILE, then reload it.',
   ].join('\n');
 }
 
@@ -160,6 +185,70 @@ export function registerCa(program: Command, io: CliIo, exit: ExitBox): void {
               : []),
           ].join('\n'),
         );
+      }),
+    );
+  ca.command('trust')
+    .description('recognise the certificates of another CA (a service taken over) for login and renewal, without its key')
+    .requiredOption('--cert <FILE>', 'the CA certificate (PEM or DER; may be followed by its chain)')
+    .option('--chain <FILE>', 'the CAs above it up to the self-signed root (PEM)')
+    .option('--crl <FILE>', 'the old system\'s CRL for nginx ssl_crl (repeatable)', collect)
+    .option('--json', 'JSON output')
+    .action(async (o: { cert: string; chain?: string; crl?: string[] }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config, runtime }) => {
+        const paths = dataPaths(config.dataDir);
+        requireInitialised(paths);
+        const rt = await runtime();
+        const r = await trustExternalCa({ db: rt.database.db, clock: rt.clock, paths, passphraseFromEnv: config.caPassphrase }, { certFile: o.cert, chainFile: o.chain, crlFiles: o.crl }, ACTOR);
+        out.result({ ...r, restartServe: true }, () => describeExternal('trusted', r));
+      }),
+    );
+
+  ca.command('adopt')
+    .description('take over another CA with its key: its certificates log in and renew, and Kenshin signs its CRL')
+    .requiredOption('--cert <FILE>', 'the CA certificate (PEM or DER)')
+    .requiredOption('--key <FILE>', 'its private key (PEM: PKCS#8 or traditional, encrypted or not)')
+    .option('--passphrase-stdin', 'read the key\'s passphrase from standard input')
+    .option('--chain <FILE>', 'the CAs above it up to the self-signed root (PEM)')
+    .option('--crl <FILE>', 'its last CRL (Kenshin\'s continue its numbering) and CRLs of the CAs above it (repeatable)', collect)
+    .option('--json', 'JSON output')
+    .action(async (o: { cert: string; key: string; passphraseStdin?: boolean; chain?: string; crl?: string[] }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config, runtime }) => {
+        const paths = dataPaths(config.dataDir);
+        requireInitialised(paths);
+        const keyPassphrase = o.passphraseStdin ? (await io.readStdin()).replace(/\r?\n$/, '') : undefined;
+        const rt = await runtime();
+        const r = await adoptExternalCa(
+          { db: rt.database.db, clock: rt.clock, paths, passphraseFromEnv: config.caPassphrase },
+          { certFile: o.cert, chainFile: o.chain, crlFiles: o.crl, keyFile: o.key, keyPassphrase },
+          ACTOR,
+        );
+        out.result({ ...r, restartServe: true }, () => describeExternal('adopted', r));
+      }),
+    );
+
+  ca.command('trust-crl')
+    .description('replace the old system\'s CRL kept for a trusted CA (for nginx ssl_crl)')
+    .requiredOption('--crl <FILE>', 'the CRL (PEM or DER; repeatable)', collect)
+    .option('--json', 'JSON output')
+    .action(async (o: { crl: string[] }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config, runtime }) => {
+        const paths = dataPaths(config.dataDir);
+        requireInitialised(paths);
+        const rt = await runtime();
+        const r = await replaceTrustedCrl({ db: rt.database.db, clock: rt.clock, paths, passphraseFromEnv: config.caPassphrase }, o.crl, ACTOR);
+        out.result(r, () => `replaced the CRL kept for ${r.ca.subject}${r.nextUpdate ? ` (nextUpdate ${r.nextUpdate})` : ''}: run \`kenshin ca bundle --crl-out FILE\` and reload the proxy`);
+      }),
+    );
+
+  ca.command('external')
+    .description('list the CAs of services taken over (kenshin ca trust / adopt)')
+    .option('--json', 'JSON output')
+    .action(async (_o: unknown, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config }) => {
+        const paths = dataPaths(config.dataDir);
+        requireInitialised(paths);
+        const list = listExternal(paths);
+        out.result(list, () => (list.length === 0 ? 'no external CAs (kenshin ca trust / kenshin ca adopt)' : list.map((c) => `${c.id}  ${c.mode.padEnd(7)}  until ${c.notAfter.slice(0, 10)}  ${c.subject}`).join('\n')));
       }),
     );
 }
