@@ -8,6 +8,10 @@ import type { KeyType, Pkcs12ProfileName } from '../../config.js';
 import { publishCrlsFor } from '../../certificates/crl-set.js';
 import { completeHandover, holdHandover, openHandover, pendingHandovers } from '../../certificates/handover.js';
 import { claimP12Output, onInterrupt, type PendingP12 } from '../p12-file.js';
+import { candidatesFromFiles, candidatesFromOpensslIndex, readTenantMap, type Candidate } from '../../takeover/sources.js';
+import { importCertificates, type ImportReport, type TenantRule } from '../../takeover/import-certificates.js';
+import { dataPaths } from '../../config.js';
+import { requireInitialised } from '../../ca/hierarchy.js';
 
 const ACTOR = 'cli';
 
@@ -56,6 +60,29 @@ function human(c: CertificateView): string {
   if (c.predecessorSerial) lines.push(`renews:       ${c.predecessorSerial}`);
   if (c.successorSerials.length) lines.push(`successors:   ${c.successorSerials.join(', ')}`);
   return lines.join('\n');
+}
+
+function describeImport(r: ImportReport): string {
+  const c = r.counts;
+  const lines: string[] = [];
+  for (const o of r.outcomes) {
+    if (o.result === 'rejected' || o.result === 'skipped') lines.push(`  ${o.result.padEnd(8)} ${o.source}${o.serial ? ` (serial ${o.serial})` : ''}: ${o.reason}`);
+    else if (o.result === 'revoked') lines.push(`  revoked  ${o.source} (serial ${o.serial}, ${o.tenant}): revoked by the old system since the last import`);
+  }
+  const verb = r.dryRun ? 'would import' : 'imported';
+  const head =
+    c.imported === 0 && c.revoked === 0
+      ? `nothing to do: ${c.unchanged} already imported${c.skipped ? `, ${c.skipped} skipped` : ''}${c.rejected ? `, ${c.rejected} refused` : ''}${r.dryRun ? ' (dry run)' : ''}`
+      : `${verb} ${c.imported} certificates${c.revoked ? `, ${r.dryRun ? 'would revoke' : 'revoked'} ${c.revoked}` : ''}${c.unchanged ? `, ${c.unchanged} already imported` : ''}${c.skipped ? `, ${c.skipped} skipped` : ''}${c.rejected ? `, ${c.rejected} refused (--continue-on-error)` : ''}` +
+        (r.tenantsCreated.length ? `; ${r.dryRun ? 'would create' : 'created'} tenants ${r.tenantsCreated.join(', ')}` : '');
+  const imported = r.outcomes.filter((o) => o.result === 'imported');
+  const revokedImports = imported.filter((o) => o.result === 'imported' && o.status === 'revoked').length;
+  return [
+    head,
+    ...(revokedImports ? [`  (${revokedImports} of them revoked by the old system: they are refused at login)`] : []),
+    ...lines,
+    ...(r.dryRun ? ['dry run: nothing was changed'] : imported.length ? ['They log in and renew like any other certificate from now on (restart `kenshin serve` if the CA was trusted just now).'] : []),
+  ].join('\n');
 }
 
 export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
@@ -240,6 +267,35 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
         }
         const published = crls.map((p) => `CRL #${p.number} (${p.name})`).join(', ');
         out.result({ ...c, crlNumber: crls[0]?.number ?? null, crls }, () => `revoked ${c.serial} (${c.revocationReason})${c.alsoRevoked.length ? ` and its successors ${c.alsoRevoked.join(', ')}` : ''}${published ? `; ${published} published` : ''}`);
+      }),
+    );
+  cert
+    .command('import [FILES...]')
+    .description('register certificates already in the field, issued by a CA Kenshin trusts or adopted, so they log in and renew')
+    .option('--from-openssl-index <FILE>', 'an OpenSSL CA database (index.txt; revoked lines become revoked certificates)')
+    .option('--newcerts <DIR>', 'where its certificates are (default: newcerts/ beside index.txt)')
+    .option('--tenants <CSV>', 'which tenant each certificate belongs to: columns serial (or fingerprint), tenant, label')
+    .option('--tenant-from <PART>', 'take the tenant code from the subject instead: cn')
+    .option('--create-tenants', 'create a tenant that does not exist yet (named after the subject\'s O)')
+    .option('--dry-run', 'check everything and report; change nothing')
+    .option('--continue-on-error', 'import what is acceptable and report the rest (default: all or nothing)')
+    .option('--json', 'JSON output')
+    .action(async (files: string[], o: { fromOpensslIndex?: string; newcerts?: string; tenants?: string; tenantFrom?: string; createTenants?: boolean; dryRun?: boolean; continueOnError?: boolean }, cmd: Command) =>
+      runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, config, runtime }) => {
+        if (files.length === 0 && !o.fromOpensslIndex) throw invalidInput('files', 'give certificate files or directories, or --from-openssl-index index.txt');
+        if (o.tenants && o.tenantFrom) throw invalidInput('tenant-from', 'use either --tenants CSV or --tenant-from cn, not both');
+        if (!o.tenants && !o.tenantFrom) throw invalidInput('tenants', 'say which tenant each certificate belongs to: --tenants MAP.csv or --tenant-from cn');
+        if (o.tenantFrom !== undefined && o.tenantFrom.toLowerCase() !== 'cn') throw invalidInput('tenant-from', `expected cn, got "${o.tenantFrom}"`);
+        const paths = dataPaths(config.dataDir);
+        requireInitialised(paths);
+        const tenants: TenantRule = o.tenants ? { kind: 'map', map: readTenantMap(o.tenants) } : { kind: 'cn' };
+        const candidates: Candidate[] = [...(o.fromOpensslIndex ? candidatesFromOpensslIndex(o.fromOpensslIndex, o.newcerts) : []), ...(files.length ? candidatesFromFiles(files) : [])];
+        const rt = await runtime();
+        const r = await importCertificates(
+          { db: rt.database.db, clock: rt.clock, paths },
+          { candidates, tenants, createTenants: Boolean(o.createTenants), dryRun: Boolean(o.dryRun), continueOnError: Boolean(o.continueOnError), actor: ACTOR, fallbackKeyType: config.defaultKeyType },
+        );
+        out.result(r, () => describeImport(r));
       }),
     );
 }
