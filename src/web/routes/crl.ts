@@ -46,7 +46,7 @@ export function crlRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   app.get('/crl/:file', { schema: { params: params({ file: 64 }) } }, async (req, reply) => {
-    const m = /^(root|issuing(?:-[1-9]\d*)?)\.crl(\.pem)?$/.exec((req.params as { file: string }).file);
+    const m = /^(root|issuing(?:-[1-9]\d*)?|external-[0-9a-f]{16})\.crl(\.pem)?$/.exec((req.params as { file: string }).file);
     const file = m ? await files.get(m[1]!) : undefined;
     if (!file) return reply.callNotFound();
     return m![2] ? send(req, reply, file, file.pem, 'application/x-pem-file') : send(req, reply, file, file.der, 'application/pkix-crl');
