@@ -76,9 +76,9 @@ async function readCa(deps: ExternalCaDeps, files: CaFiles): Promise<CheckedCa> 
   // A file with the CA followed by its chain is common (the old system's "ca-chain.pem").
   const [certificate, ...inFile] = certs;
   const chain = [...inFile, ...(files.chainFile ? readCertificateFile(files.chainFile, 'chain') : [])];
-  const checked = checkCaCertificate(certificate!, chain, { cert: 'cert', chain: 'chain' }, deps.clock.now());
   const own = [readCertificate(deps.paths.rootCert), ...listIssuingFiles(deps.paths).map((g) => g.certificate)].map(fingerprintOfCertificate);
-  if (own.includes(checked.fingerprint)) throw new Refusal('ca_known', `${checked.certificate.subject} is one of Kenshin's own CAs`, { field: 'cert' });
+  if (own.includes(fingerprintOfCertificate(certificate!))) throw new Refusal('ca_known', `${certificate!.subject} is one of Kenshin's own CAs`, { field: 'cert' });
+  const checked = checkCaCertificate(certificate!, chain, { cert: 'cert', chain: 'chain' }, deps.clock.now());
   if (listExternalCas(deps.paths).some((c) => c.fingerprint === checked.fingerprint)) {
     throw new Refusal('ca_known', `${checked.certificate.subject} is already known to Kenshin (ca/external/${checked.id}); see \`kenshin ca external\``, { field: 'cert' });
   }
