@@ -9,6 +9,7 @@ import { registerReminders } from './commands/reminders.js';
 import { registerConfig } from './commands/config.js';
 import { registerOps } from './commands/ops.js';
 import { registerGateway } from './commands/gateway.js';
+import { registerOnboard } from './commands/onboard.js';
 import { EXIT_REFUSED } from './errors.js';
 
 export function buildProgram(io: CliIo, exit: ExitBox): Command {
@@ -28,6 +29,7 @@ export function buildProgram(io: CliIo, exit: ExitBox): Command {
   registerConfig(program, io, exit);
   registerOps(program, io, exit);
   registerGateway(program, io, exit);
+  registerOnboard(program, io, exit);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -15,6 +15,7 @@ import * as m008 from './migrations/008_handovers.js';
 import * as m009 from './migrations/009_login_window.js';
 import * as m011 from './migrations/011_open_certificates_index.js';
 import * as m012 from './migrations/012_certificate_imports.js';
+import * as m013 from './migrations/013_onboarding.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -40,6 +41,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '009_login_window': m009,
   '011_open_certificates_index': m011,
   '012_certificate_imports': m012,
+  '013_onboarding': m013,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -160,6 +160,18 @@ export interface CertificateImportsTable {
   imported_at: string;
 }
 
+export interface OnboardingRowsTable {
+  row_key: string;
+  certificate_id: number;
+  created_at: string;
+}
+
+export interface OnboardingUsersTable {
+  user_id: number;
+  password_sealed: string | null;
+  created_at: string;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -181,6 +193,8 @@ export interface Schema {
   user_institutions: UserInstitutionsTable;
   certificates: CertificatesTable;
   certificate_imports: CertificateImportsTable;
+  onboarding_rows: OnboardingRowsTable;
+  onboarding_users: OnboardingUsersTable;
   audit_events: AuditEventsTable;
 }
 
