@@ -176,7 +176,7 @@ export function readMatchingKey(file: string, passphrase: string | undefined, ce
   let key;
   try {
     key = createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase });
-  } catch (e) {
+  } catch {
     const encrypted = /ENCRYPTED/.test(pem);
     // Never the passphrase, never the key: what is wrong and what to do.
     throw new Refusal(

@@ -99,7 +99,7 @@ export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: {
     doc.font('jp').fontSize(20).text('電子証明書 送付票', { align: 'center' }).moveDown(0.3);
     doc.fontSize(10).fillColor('#555').text('特定健診クラウド　クライアント証明書', { align: 'center' }).fillColor('#000').moveDown(1);
     field('契約者', `${s.tenantName}（${s.tenantCode}）`);
-    field('健診機関', `${s.institutionNumber}　${s.institutionName}`);
+    field('健診機関', `${s.institutionNumber}\u3000${s.institutionName}`);
     if (s.label) field('端末', s.label);
     field('証明書のシリアル番号（ブラウザの証明書一覧と同じ表記）', displaySerial(s.serial));
     field('有効期限', `${jstDay(s.notAfter)}（期限の 90 日前から、ログイン時に更新できます）`);
@@ -120,7 +120,7 @@ export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: {
     pages++;
     doc.font('jp').fontSize(20).text('パスワード通知書', { align: 'center' }).moveDown(1);
     field('契約者', `${s.tenantName}（${s.tenantCode}）`);
-    field('健診機関', `${s.institutionNumber}　${s.institutionName}${s.label ? `　端末: ${s.label}` : ''}`);
+    field('健診機関', `${s.institutionNumber}\u3000${s.institutionName}${s.label ? `\u3000端末: ${s.label}` : ''}`);
     field('証明書のシリアル番号', displaySerial(s.serial));
     field('証明書ファイル', s.p12File);
     doc.fontSize(10).fillColor('#555').text('証明書ファイルのパスワード');
@@ -130,7 +130,7 @@ export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: {
     const created = s.users.filter((u) => u.password !== undefined);
     if (created.length) {
       doc.fontSize(12).text('ログイン情報（初回ログイン後にパスワードを変更してください）').moveDown(0.3);
-      for (const u of created) doc.fontSize(11).text(`ログインID: ${u.loginId}　権限: ${u.role === 'admin' ? '管理者' : '一般ユーザ'}　初期パスワード: ${u.password}`);
+      for (const u of created) doc.fontSize(11).text(`ログインID: ${u.loginId}\u3000権限: ${u.role === 'admin' ? '管理者' : '一般ユーザ'}\u3000初期パスワード: ${u.password}`);
       doc.moveDown(0.5);
     }
     doc.fontSize(10).text('この通知書は送付票とは別にお届けしています。パスワードを他人に知らせないでください。');

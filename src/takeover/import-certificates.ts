@@ -224,7 +224,7 @@ export async function importCertificates(deps: { db: Db; clock: Clock; paths: Da
       continue;
     }
     const subjectO = cert.subjectName.getField(OID_O)[0];
-    let tenant = await findTenant(tenantCode);
+    const tenant = await findTenant(tenantCode);
     let tenantName = tenant?.name;
     if (!tenant) {
       const key = tenantCodeKey(tenantCode);
