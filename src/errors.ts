@@ -33,6 +33,10 @@ export type RefusalCode =
   | 'ca_known'
   | 'crl_invalid'
   | 'import_rejected'
+  // Onboarding from the console
+  | 'unknown_onboarding_job'
+  | 'onboarding_busy'
+  | 'onboarding_closed'
   // Backup and restore
   | 'backup_damaged'
   // Renewal and the portal

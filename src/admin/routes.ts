@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { pageContext, sendPage, type AppDeps } from '../web/context.js';
-import { requirePortal, type Portal } from '../web/routes/portal.js';
+import { sendPage, type AppDeps } from '../web/context.js';
+import type { Portal } from '../web/routes/portal.js';
+import { requireOperator as requireOperatorOf, operatorContext } from './guard.js';
 import { dashboard } from './dashboard.js';
 import { auditCsvStream, searchAudit } from '../audit/search.js';
-import { certificatePage, certificatesPage, dashboardPage, auditPage, forbiddenPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
+import { certificatePage, certificatesPage, dashboardPage, auditPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
 import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
 import { tenantDetail } from './tenant-detail.js';
 import { holdForDelivery, takeDelivery } from './delivery.js';
@@ -24,16 +25,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { db } = deps.runtime.database;
   const clock = deps.runtime.clock;
 
-  const requireOperator = async (req: FastifyRequest, reply: FastifyReply): Promise<Portal | undefined> => {
-    const p = await requirePortal(deps, req, reply, { institution: false });
-    if (!p) return undefined;
-    if (p.user.role !== 'operator') {
-      await sendPage(reply, 403, forbiddenPage(pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role })));
-      return undefined;
-    }
-    return p;
-  };
-  const ctxOf = (req: FastifyRequest, p: Portal) => pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
+  const requireOperator = (req: FastifyRequest, reply: FastifyReply) => requireOperatorOf(deps, req, reply);
+  const ctxOf = operatorContext;
   const query = (req: FastifyRequest) => Object.fromEntries(Object.entries((req.query ?? {}) as Record<string, string>).filter(([k, v]) => typeof v === 'string' && v !== '' && k !== 'lang'));
 
   app.get('/admin', { schema: { querystring: querySchema({ after: 128 }) } }, async (req, reply) => {

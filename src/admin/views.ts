@@ -5,12 +5,13 @@ import type { Dashboard } from './dashboard.js';
 import { REVOCATION_REASONS, type CertificateView } from '../certificates/service.js';
 import type { AuditEvent } from '../db/schema.js';
 
-function adminLayout(ctx: PageContext, title: string, body: Html) {
+export function adminLayout(ctx: PageContext, title: string, body: Html, opts: { refreshSeconds?: number } = {}) {
   const { t } = ctx;
   return layout(
     ctx,
     title,
-    html`<nav class="admin-nav"><a href="/admin">${t('admin.nav.dashboard')}</a><a href="/admin/tenants">${t('admin.nav.tenants')}</a><a href="/admin/certificates">${t('admin.nav.certificates')}</a><a href="/admin/audit">${t('admin.nav.audit')}</a></nav>${body}`,
+    html`<nav class="admin-nav"><a href="/admin">${t('admin.nav.dashboard')}</a><a href="/admin/tenants">${t('admin.nav.tenants')}</a><a href="/admin/certificates">${t('admin.nav.certificates')}</a><a href="/admin/onboard">${t('admin.nav.onboard')}</a><a href="/admin/audit">${t('admin.nav.audit')}</a></nav>${body}`,
+    opts,
   );
 }
 

@@ -16,6 +16,7 @@ import * as m009 from './migrations/009_login_window.js';
 import * as m011 from './migrations/011_open_certificates_index.js';
 import * as m012 from './migrations/012_certificate_imports.js';
 import * as m013 from './migrations/013_onboarding.js';
+import * as m014 from './migrations/014_onboarding_jobs.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -42,6 +43,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '011_open_certificates_index': m011,
   '012_certificate_imports': m012,
   '013_onboarding': m013,
+  '014_onboarding_jobs': m014,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -172,6 +172,22 @@ export interface OnboardingUsersTable {
   created_at: string;
 }
 
+export interface OnboardingJobsTable {
+  id: string;
+  file_name: string;
+  csv: string;
+  status: 'previewed' | 'running' | 'done' | 'failed';
+  key_type: string;
+  profile: string;
+  created_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  report: string;
+  error: string | null;
+  files_deleted_at: string | null;
+}
+
 export interface AuditHeadTable {
   id: number;
   hash: string;
@@ -195,6 +211,7 @@ export interface Schema {
   certificate_imports: CertificateImportsTable;
   onboarding_rows: OnboardingRowsTable;
   onboarding_users: OnboardingUsersTable;
+  onboarding_jobs: OnboardingJobsTable;
   audit_events: AuditEventsTable;
 }
 

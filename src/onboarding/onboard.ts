@@ -55,7 +55,8 @@ export interface OnboardOptions {
 export interface OnboardReport {
   dryRun: boolean;
   rows: number;
-  skippedRows: { line: number; message: string }[];
+  /** Rows left out (--continue-on-error), with what is wrong: `message` is the whole "file:line:column (name): …" line. */
+  skippedRows: { line: number; column: number | undefined; name: string | undefined; problem: string; message: string }[];
   tenantsCreated: string[];
   institutionsCreated: string[];
   usersCreated: string[];
@@ -142,7 +143,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   const report: OnboardReport = {
     dryRun: o.dryRun,
     rows: p.rows.length,
-    skippedRows: errors.map((e) => ({ line: e.line, message: formatRowError(e) })),
+    skippedRows: errors.map((e) => ({ line: e.line, column: e.column, name: e.name, problem: e.message, message: formatRowError(e) })),
     tenantsCreated: [...p.newTenants.values()].map((r) => r.tenantCode),
     institutionsCreated: [...p.newInstitutions.keys()],
     usersCreated: [...p.newUsers.values()].map((u) => `${u.tenantCode}/${u.loginId}`),

@@ -58,6 +58,23 @@ export function rowKey(tenantCode: string, institutionNumber: string, label: str
   return `${tenantCode.toLowerCase()}|${institutionNumber}|${label ?? ''}`;
 }
 
+/**
+ * The CSV's text: UTF-8 (with or without the BOM Excel writes), or Shift_JIS, which Excel on a
+ * Japanese Windows still writes for "CSV (comma delimited)". Anything that is neither is refused
+ * rather than read as mojibake into tenant names.
+ */
+export function decodeCsv(bytes: Uint8Array): { text: string } | { error: string } {
+  try {
+    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    try {
+      return { text: new TextDecoder('shift_jis', { fatal: true }).decode(bytes) };
+    } catch {
+      return { error: 'the file is neither UTF-8 nor Shift_JIS text: save it from Excel as "CSV UTF-8"' };
+    }
+  }
+}
+
 /** Parses and checks the file on its own (the database is checked by plan.ts). */
 export function readRows(file: string, text: string): { rows: OnboardRow[]; errors: RowError[] } {
   const errors: RowError[] = [];
@@ -138,6 +155,8 @@ export function readRows(file: string, text: string): { rows: OnboardRow[]; erro
       if (seen && seen.role !== u.role) err('users', `user ${u.loginId} is ${seen.role} on line ${seen.line}`);
       else if (!seen) userRoles.set(uk, { role: u.role, line });
     }
+    // A row that disagrees with an earlier one is left out like any bad row (--continue-on-error skips it).
+    if (errors.length > before) return;
     const key = rowKey(tenantCode, institutionNumber, label);
     if (keys.has(key)) {
       err('label', `the same tenant, 機関番号 and label as line ${keys.get(key)}: give each PC its own label`);

@@ -13,6 +13,7 @@ import { renewalRoutes } from './routes/renewal.js';
 import { apiRoutes, jsonError } from './routes/api.js';
 import { helpRoutes } from './routes/help.js';
 import { crlRoutes } from './routes/crl.js';
+import { onboardingRoutes } from '../admin/onboarding-routes.js';
 import { adminRoutes } from '../admin/routes.js';
 import { tenantAdminRoutes } from './routes/tenant-admin.js';
 import { gatewayRoutes } from '../gateway/routes.js';
@@ -31,6 +32,9 @@ const STATUS: Partial<Record<RefusalCode, number>> = {
   not_in_window: 409,
   package_expired: 410,
   unknown_renewal: 404,
+  unknown_onboarding_job: 404,
+  onboarding_busy: 409,
+  onboarding_closed: 409,
   not_your_package: 403,
   certificate_expired: 403,
   certificate_revoked: 403,
@@ -95,24 +99,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     deps.metrics?.requestDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  // Before any route: every route gets a query schema, and one that takes a body must bring its own.
-  app.addHook('onRoute', requireSchemas);
-  healthRoutes(app, { db: deps.runtime.database.db, caLoaded: () => true, draining: () => false, ...opts.readiness });
-  helpRoutes(app);
-  crlRoutes(app, deps);
-  portalRoutes(app, deps);
-  renewalRoutes(app, deps);
-  apiRoutes(app, deps);
-  adminRoutes(app, deps);
-  tenantAdminRoutes(app, deps);
-  gatewayRoutes(app, deps);
-  if (deps.runtime.config.upstreamUrl) await builtInProxy(app, deps, deps.runtime.config.upstreamUrl);
-
-  app.setNotFoundHandler((req, reply) => {
-    if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');
-    return sendPage(reply, 404, errorPage(pageContext(req), req.kenshin?.t('error.notFound') ?? 'Not found'));
-  });
-
+  // Before any route and plugin: an encapsulated plugin (the onboarding upload, the built-in
+  // proxy) keeps the error handler that was set when it was registered.
   app.setErrorHandler((error, req, reply) => {
     const api = req.url.startsWith('/api/');
     if (isRefusal(error)) {
@@ -137,5 +125,24 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     if (api) return jsonError(reply, 500, 'internal_error', 'the request could not be completed');
     return sendPage(reply, 500, errorPage(pageContext(req), (req.kenshin?.t ?? translator('ja'))('error.generic')));
   });
+  // Before any route: every route gets a query schema, and one that takes a body must bring its own.
+  app.addHook('onRoute', requireSchemas);
+  healthRoutes(app, { db: deps.runtime.database.db, caLoaded: () => true, draining: () => false, ...opts.readiness });
+  helpRoutes(app);
+  crlRoutes(app, deps);
+  portalRoutes(app, deps);
+  renewalRoutes(app, deps);
+  apiRoutes(app, deps);
+  adminRoutes(app, deps);
+  await app.register(onboardingRoutes(deps));
+  tenantAdminRoutes(app, deps);
+  gatewayRoutes(app, deps);
+  if (deps.runtime.config.upstreamUrl) await builtInProxy(app, deps, deps.runtime.config.upstreamUrl);
+
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/api/')) return jsonError(reply, 404, 'not_found', 'no such endpoint');
+    return sendPage(reply, 404, errorPage(pageContext(req), req.kenshin?.t('error.notFound') ?? 'Not found'));
+  });
+
   return app;
 }

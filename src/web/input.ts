@@ -12,6 +12,13 @@ import type { T } from './i18n/index.js';
  * one exception: names allow 128 here because a decomposed (NFD) paste of a 64-character Japanese
  * name is up to twice as long before the domain normalises it to NFC and applies X.520's 64.
  */
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** An upload route: its handler reads and bounds the multipart parts itself (see requireSchemas). */
+    multipartBody?: boolean;
+  }
+}
+
 export const LIMIT = {
   csrf: 128,
   loginId: 64,
@@ -84,6 +91,9 @@ export function requireSchemas(route: RouteOptions): void {
   // The built-in reverse proxy forwards the application's bodies as they are: they are the
   // application's to validate, not Kenshin's (gateway/built-in-proxy.ts marks its routes).
   if ((route.config as { passThroughBody?: boolean } | undefined)?.passThroughBody) return;
+  // An upload (multipart/form-data) has no JSON-schema body: its handler reads and bounds each part
+  // (admin/onboarding-routes.ts, with @fastify/multipart's limits).
+  if ((route.config as { multipartBody?: boolean } | undefined)?.multipartBody) return;
   if (methods.some((m) => m !== 'GET' && m !== 'HEAD') && schema.body === undefined) {
     throw new Error(`${methods.join(',')} ${route.url}: every route that takes a body needs a body schema (src/web/input.ts)`);
   }

@@ -8,6 +8,7 @@ import { testDialects } from '../helpers/databases.js';
 import { kenshin, BIN } from '../helpers/cli.js';
 import { childEnv } from '../helpers/child-env.js';
 import { run } from '../helpers/openssl.js';
+import { slips } from '../helpers/delivery-sheets.js';
 import { verifyPassword } from '../../src/identity/passwords.js';
 
 /**
@@ -30,21 +31,6 @@ function csv(prefix: string, opts: { badLine?: number } = {}): string {
     lines.push([`${prefix}${String(t).padStart(4, '0')}`, `"${prefix}クリニック${t}, 本院"`, `info${t}@clinic${t}.example.jp`, line === opts.badLine ? number.slice(1) : number, `健診センター${t}-${inst}`, `${prefix.toLowerCase()}${t}-admin:管理者;${prefix.toLowerCase()}${t}-user:user`, `受付PC${i % 2}`].join(','));
   }
   return lines.join('\n') + '\n';
-}
-
-/** The slips' text: p12 file → password, and login → initial password. */
-function slips(pdf: string): { p12: Map<string, string>; logins: Map<string, string> } {
-  const text = run('pdftotext', ['-layout', pdf, '-']);
-  const p12 = new Map<string, string>();
-  const logins = new Map<string, string>();
-  for (const page of text.split('\f')) {
-    if (!page.includes('パスワード通知書')) continue;
-    const file = /証明書ファイル\s*\n\s*(\S+\.p12)/.exec(page)?.[1];
-    const pw = /証明書ファイルのパスワード\s*\n\s*(\S+)/.exec(page)?.[1];
-    if (file && pw) p12.set(file, pw);
-    for (const m of page.matchAll(/ログインID: (\S+)\s+権限: \S+\s+初期パスワード: (\S+)/g)) logins.set(m[1]!, m[2]!);
-  }
-  return { p12, logins };
 }
 
 async function assertDelivered(w: World, out: string, prefix: string) {

@@ -3,11 +3,11 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { processIo, runCommand, type CliIo, type ExitBox } from '../context.js';
-import { invalidInput } from '../../errors.js';
+import { invalidInput, isRefusal } from '../../errors.js';
 import { dataPaths, type KeyType, type Pkcs12ProfileName } from '../../config.js';
 import { loadAuthorityMaterial, requireInitialised } from '../../ca/hierarchy.js';
 import { startMintPool } from '../../ca/mint-pool.js';
-import { readRows } from '../../onboarding/rows.js';
+import { decodeCsv, readRows } from '../../onboarding/rows.js';
 import { onboard, type OnboardReport } from '../../onboarding/onboard.js';
 
 const ACTOR = 'cli';
@@ -76,8 +76,11 @@ export function registerOnboard(program: Command, io: CliIo, exit: ExitBox): voi
         const profile: Pkcs12ProfileName = o.profile === undefined ? config.defaultPkcs12Profile : o.profile === 'compatible' || o.profile === 'modern' ? o.profile : (() => { throw invalidInput('profile', `expected compatible or modern, got "${o.profile}"`); })();
         let text: string;
         try {
-          text = fs.readFileSync(o.csv, 'utf8');
+          const decoded = decodeCsv(fs.readFileSync(o.csv));
+          if ('error' in decoded) throw invalidInput('csv', `${o.csv}: ${decoded.error}`);
+          text = decoded.text;
         } catch (e) {
+          if (isRefusal(e)) throw e;
           throw invalidInput('csv', `cannot read ${o.csv}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
         }
         if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw invalidInput('out', `${o.out} is not a directory`);

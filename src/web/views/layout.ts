@@ -46,7 +46,7 @@ export function returnPath(rd: unknown): string | undefined {
 /** The path with `?rd=…` (or `&rd=…`) to carry the return path on to the next step; the path alone when there is none. */
 export const withReturnPath = (path: string, rd: string | undefined) => (rd ? `${path}${path.includes('?') ? '&' : '?'}rd=${encodeURIComponent(rd)}` : path);
 
-export function layout(ctx: PageContext, title: string, body: Html, opts: { notice?: Html | undefined } = {}): Html {
+export function layout(ctx: PageContext, title: string, body: Html, opts: { notice?: Html | undefined; refreshSeconds?: number | undefined } = {}): Html {
   const { t } = ctx;
   const other: Lang = ctx.lang === 'ja' ? 'en' : 'ja';
   return html`<!doctype html>
@@ -55,6 +55,7 @@ export function layout(ctx: PageContext, title: string, body: Html, opts: { noti
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} - ${t('app.name')}</title>
+${opts.refreshSeconds ? html`<meta http-equiv="refresh" content="${opts.refreshSeconds}">` : ''}
 <link rel="stylesheet" href="/assets/app.css">
 <script src="/assets/app.js" defer></script>
 </head>

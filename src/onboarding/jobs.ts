@@ -1,0 +1,246 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import type { OnboardingJobsTable } from '../db/schema.js';
+import type { Clock } from '../clock.js';
+import type { AnyKeyType } from '../ca/keys.js';
+import type { Pkcs12Profile } from '../ca/pkcs12.js';
+import { appendAudit } from '../audit/log.js';
+import { Refusal, isRefusal } from '../errors.js';
+import { readRows, type OnboardRow } from './rows.js';
+import { onboard, type OnboardDeps, type OnboardReport } from './onboard.js';
+
+/**
+ * Onboarding from the operator console: the same `onboard` as the CLI, as a job. An upload is
+ * checked whole (a dry run against the database) and shown as a preview; the operator starts it;
+ * the run goes on in this process while the page polls its progress. Its files stay in the data
+ * directory (onboarding/<id>/, owner-only) until the operator deletes them, because the .p12
+ * passwords on the delivery slips exist nowhere else.
+ *
+ * A run cut short by a restart leaves the job "running" with no process behind it: that is shown
+ * as interrupted, and starting it again finishes it (onboard issues nothing twice and still has
+ * every sealed password, see onboard.ts).
+ */
+
+export type JobStatus = 'previewed' | 'running' | 'interrupted' | 'done' | 'failed';
+
+export interface JobView {
+  id: string;
+  fileName: string;
+  status: JobStatus;
+  keyType: string;
+  profile: string;
+  createdBy: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  report: OnboardReport;
+  error: string | null;
+  /** While running in this process. */
+  progress: { done: number; total: number; startedMs: number } | undefined;
+  /** The first rows as read, for the preview. */
+  sample: OnboardRow[];
+  totalRows: number;
+  files: { name: string; bytes: number }[];
+  filesDeleted: boolean;
+}
+
+export interface JobDeps {
+  db: Db;
+  clock: Clock;
+  /** Where each job's files go: <dir>/<job id>/. */
+  dir: string;
+  /** Builds the issuing collaborators (the server's mint pool) when a run starts. */
+  onboardDeps(): Promise<OnboardDeps>;
+  settings: { portalUrl: string; operatorContact: string | undefined; font?: string | undefined; concurrency: number };
+}
+
+/** 2 MiB of CSV: some 10,000 rows, far more than one upload should carry. */
+export const MAX_CSV_BYTES = 2 * 1024 * 1024;
+const SAMPLE_ROWS = 20;
+const ID = /^[0-9a-f]{24}$/;
+
+export const DOWNLOADS = { pdf: 'delivery-sheets.pdf', csv: 'onboard-result.csv' } as const;
+
+export function onboardingJobs(deps: JobDeps) {
+  /** Runs in flight in this process (one at a time: the mint pool is shared with live renewals). */
+  const live = new Map<string, { done: number; total: number; startedMs: number; finished: Promise<void> }>();
+  const outDir = (id: string) => path.join(deps.dir, id);
+
+  const load = async (id: string): Promise<OnboardingJobsTable> => {
+    if (!ID.test(id)) throw new Refusal('unknown_onboarding_job', 'no such onboarding job');
+    const row = await deps.db.selectFrom('onboarding_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new Refusal('unknown_onboarding_job', 'no such onboarding job');
+    return row;
+  };
+
+  const view = (row: OnboardingJobsTable): JobView => {
+    const l = live.get(row.id);
+    const status: JobStatus = row.status === 'running' && !l ? 'interrupted' : row.status;
+    const { rows } = readRows(row.file_name, row.csv);
+    let files: { name: string; bytes: number }[] = [];
+    if (!row.files_deleted_at && fs.existsSync(outDir(row.id))) {
+      files = fs
+        .readdirSync(outDir(row.id))
+        .filter((n) => !n.startsWith('.'))
+        .sort()
+        .map((name) => ({ name, bytes: fs.statSync(path.join(outDir(row.id), name)).size }));
+    }
+    return {
+      id: row.id,
+      fileName: row.file_name,
+      status,
+      keyType: row.key_type,
+      profile: row.profile,
+      createdBy: row.created_by,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      report: JSON.parse(row.report) as OnboardReport,
+      error: row.error,
+      progress: l ? { done: l.done, total: l.total, startedMs: l.startedMs } : undefined,
+      sample: rows.slice(0, SAMPLE_ROWS),
+      totalRows: rows.length,
+      files,
+      filesDeleted: Boolean(row.files_deleted_at),
+    };
+  };
+
+  const dryRun = async (fileName: string, csv: string, keyType: AnyKeyType, profile: Pkcs12Profile) => {
+    const { rows, errors } = readRows(fileName, csv);
+    // continueOnError so the preview lists every problem rather than stopping at the refusal.
+    return onboard(await deps.onboardDeps(), rows, errors, {
+      file: fileName,
+      outDir: '',
+      keyType,
+      profile,
+      dryRun: true,
+      continueOnError: true,
+      actor: 'preview',
+      portalUrl: deps.settings.portalUrl,
+      operatorContact: deps.settings.operatorContact,
+      concurrency: 1,
+    });
+  };
+
+  return {
+    /** Checks an upload whole and keeps it as a job to start. Nothing else changes. */
+    async preview(input: { fileName: string; csv: string; keyType: AnyKeyType; profile: Pkcs12Profile; actor: string }): Promise<JobView> {
+      const fileName = path.basename(input.fileName || 'upload.csv').slice(0, 200);
+      if (Buffer.byteLength(input.csv) > MAX_CSV_BYTES) throw new Refusal('invalid_input', `the CSV is larger than ${MAX_CSV_BYTES / 1024 / 1024} MiB: split it into several uploads`, { field: 'csv' });
+      if (input.csv.trim() === '') throw new Refusal('invalid_input', 'the CSV is empty', { field: 'csv' });
+      const report = await dryRun(fileName, input.csv, input.keyType, input.profile);
+      const id = randomBytes(12).toString('hex');
+      const now = deps.clock.now().toISOString();
+      await deps.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('onboarding_jobs')
+          .values({ id, file_name: fileName, csv: input.csv, status: 'previewed', key_type: input.keyType, profile: input.profile, created_by: input.actor, created_at: now, started_at: null, finished_at: null, report: JSON.stringify(report), error: null, files_deleted_at: null })
+          .execute();
+        await appendAudit(trx, deps.clock.now(), { actor: input.actor, action: 'onboarding.previewed', target: `onboarding:${id}`, details: { file: fileName, rows: report.rows, problems: report.skippedRows.length } });
+      });
+      return view(await load(id));
+    },
+
+    async get(id: string): Promise<JobView> {
+      return view(await load(id));
+    },
+
+    async list(limit = 20): Promise<JobView[]> {
+      const rows = await deps.db.selectFrom('onboarding_jobs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      return rows.map(view);
+    },
+
+    /**
+     * Starts (or resumes) a job in the background. Rows with problems are skipped only when the
+     * operator said so; otherwise a job with problems cannot start.
+     */
+    async start(id: string, o: { actor: string; skipBadRows: boolean }): Promise<void> {
+      const row = await load(id);
+      if (live.has(id)) return; // a second click, or a reload of the POST: already running
+      if (live.size > 0) throw new Refusal('onboarding_busy', 'another onboarding run is in progress: wait for it to finish');
+      if (row.status === 'done') throw new Refusal('onboarding_closed', 'this onboarding job is already done');
+      if (row.files_deleted_at) throw new Refusal('onboarding_closed', 'the files of this job were deleted');
+      const { rows, errors } = readRows(row.file_name, row.csv);
+      const preview = JSON.parse(row.report) as OnboardReport;
+      if (preview.skippedRows.length > 0 && !o.skipBadRows) throw new Refusal('invalid_input', `${preview.skippedRows.length} rows have problems: fix the CSV and upload it again, or choose to skip those rows`, { field: 'skip' });
+      const startedAt = deps.clock.now().toISOString();
+      await deps.db.transaction().execute(async (trx) => {
+        await trx.updateTable('onboarding_jobs').set({ status: 'running', started_at: row.started_at ?? startedAt, error: null }).where('id', '=', id).execute();
+        await appendAudit(trx, deps.clock.now(), { actor: o.actor, action: row.status === 'previewed' ? 'onboarding.started' : 'onboarding.resumed', target: `onboarding:${id}`, details: { file: row.file_name, rows: rows.length, skipBadRows: o.skipBadRows } });
+      });
+      const state = { done: 0, total: 0, startedMs: Date.now(), finished: Promise.resolve() };
+      live.set(id, state);
+      const finish = async (set: Partial<OnboardingJobsTable>) => {
+        await deps.db.updateTable('onboarding_jobs').set({ ...set, finished_at: deps.clock.now().toISOString() }).where('id', '=', id).execute();
+      };
+      state.finished = (async () => {
+        try {
+          const report = await onboard(await deps.onboardDeps(), rows, errors, {
+            file: row.file_name,
+            outDir: outDir(id),
+            keyType: row.key_type as AnyKeyType,
+            profile: row.profile as Pkcs12Profile,
+            dryRun: false,
+            continueOnError: o.skipBadRows,
+            actor: o.actor,
+            portalUrl: deps.settings.portalUrl,
+            operatorContact: deps.settings.operatorContact,
+            font: deps.settings.font,
+            concurrency: deps.settings.concurrency,
+            progress: (done, total) => {
+              state.done = done;
+              state.total = total;
+            },
+          });
+          await finish({ status: 'done', report: JSON.stringify(report) });
+        } catch (e) {
+          // A refusal's message is written for the operator; anything else is logged by the caller
+          // and shown as a short line (never a stack trace, never a secret).
+          await finish({ status: 'failed', error: isRefusal(e) ? e.message : `the run stopped: ${(e as Error).message ?? String(e)}` }).catch(() => undefined);
+          if (!isRefusal(e)) throw e;
+        } finally {
+          live.delete(id);
+        }
+      })();
+      state.finished.catch(() => undefined);
+    },
+
+    /** Waits for a run in this process (tests, shutdown). */
+    async settled(id: string): Promise<void> {
+      await live.get(id)?.finished.catch(() => undefined);
+    },
+
+    /** The absolute path of one of the job's files, after checking the name; audited by the caller's transaction. */
+    async file(id: string, name: string, actor: string): Promise<string> {
+      const row = await load(id);
+      const v = view(row);
+      if (!v.files.some((f) => f.name === name)) throw new Refusal('unknown_onboarding_job', 'no such file in this onboarding job');
+      await deps.db.transaction().execute(async (trx) => appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.downloaded', target: `onboarding:${id}`, details: { file: name } }));
+      return path.join(outDir(id), name);
+    },
+
+    /** The .p12 files of a job, for a zip; audited once. */
+    async certificateFiles(id: string, actor: string): Promise<string[]> {
+      const row = await load(id);
+      const names = view(row).files.filter((f) => f.name.endsWith('.p12')).map((f) => f.name);
+      if (names.length === 0) throw new Refusal('unknown_onboarding_job', 'this onboarding job has no certificate files');
+      await deps.db.transaction().execute(async (trx) => appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.downloaded', target: `onboarding:${id}`, details: { file: 'certificates.zip', certificates: names.length } }));
+      return names.map((n) => path.join(outDir(id), n));
+    },
+
+    /** Deletes the job's files (the only copy of the passwords): once they are delivered. */
+    async deleteFiles(id: string, actor: string): Promise<void> {
+      const row = await load(id);
+      if (live.has(id)) throw new Refusal('onboarding_busy', 'the run is still in progress');
+      fs.rmSync(outDir(id), { recursive: true, force: true });
+      await deps.db.transaction().execute(async (trx) => {
+        await trx.updateTable('onboarding_jobs').set({ files_deleted_at: deps.clock.now().toISOString() }).where('id', '=', id).execute();
+        await appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.files_deleted', target: `onboarding:${id}`, details: { file: row.file_name } });
+      });
+    },
+  };
+}
+
+export type OnboardingJobs = ReturnType<typeof onboardingJobs>;
