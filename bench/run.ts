@@ -20,6 +20,7 @@ const SECTIONS = [
   { name: 'issue', file: 'issue.ts', what: 'issuance vs the openssl CLI' },
   { name: 'mtls', file: 'mtls.ts', what: 'mTLS request throughput vs nginx' },
   { name: 'database', file: 'database.ts', what: 'renewal check, CRL, expiring query and size with 1,000,000 certificates' },
+  { name: 'onboard', file: 'onboard.ts', what: 'kenshin onboard on 1,000 rows (users, certificates, .p12, PDF) vs the issuance rate' },
   { name: 'storm', file: 'storm.ts', what: 'the wait after 「開始する」 in a renewal storm, with and without the key pool' },
   { name: 'gateway', file: 'gateway.ts', what: 'what the gateway adds per request to an application, vs nginx proxy_pass with no auth' },
 ] as const;
@@ -116,6 +117,22 @@ function rows(startedAt: number): Row[] {
       out.push({ figure: `"expiring within 90 days" (${d}, ${Number(exp.rows).toLocaleString('en')} rows)`, kenshin: `${num(exp.medianMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.met) });
       out.push({ figure: `operator dashboard /admin (${d})`, kenshin: `${num(exp.dashboardMs, 0)} ms`, peer: '', ratio: '', target: '< 100 ms', met: Boolean(exp.dashboardMet) });
       out.push({ figure: `database size (${d})`, kenshin: `${num(at(r, 'databaseSize', 'megabytes'), 0)} MB`, peer: '', ratio: '', target: '—', met: null });
+    }
+  }
+  const ob = fresh(readResult('onboard'));
+  if (ob) {
+    for (const [k, label] of [['p256', 'P-256'], ['rsa2048', 'RSA-2048']] as const) {
+      const e = at(ob, k) as Json | undefined;
+      if (!e) continue;
+      const st = (at(e, 'steps') ?? {}) as Json;
+      out.push({
+        figure: `onboard ${num(ob.rows, 0)} rows, ${label} (${num(e.users, 0)} users, ${num(e.pages, 0)}-page PDF)`,
+        kenshin: `${num(e.rowsPerSecond, 1)} rows/s (users ${num(st.users, 1)} s, certificates ${num(st.certificates, 1)} s, PDF ${num(st.pdf, 1)} s)`,
+        peer: `issuance ${num(e.issuancePerSecond, 1)} /s`,
+        ratio: `${num(e.ratioVsIssuance)}×`,
+        target: '≥ 0.8×',
+        met: Boolean(e.met),
+      });
     }
   }
   const storm = fresh(readResult('storm'));

@@ -63,6 +63,8 @@ export interface OnboardReport {
   issued: number;
   alreadyDone: number;
   files: { p12: number; pdf: string | undefined; pages: number; csv: string | undefined };
+  /** Wall-clock seconds per step (checking, tenants, users' password hashes, certificates, files, PDF, wipe): where a run's time goes. */
+  seconds: Record<string, number>;
 }
 
 interface Plan {
@@ -134,7 +136,15 @@ function csvCell(v: string): string {
 }
 
 export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors: RowError[], o: OnboardOptions): Promise<OnboardReport> {
+  const seconds: Record<string, number> = {};
+  let mark = performance.now();
+  const step = (name: string) => {
+    const now = performance.now();
+    seconds[name] = Math.round(now - mark) / 1000;
+    mark = now;
+  };
   const p = await plan(deps.db, o.file, rows);
+  step('check');
   const errors = [...fileErrors, ...p.errors].sort((a, b) => a.line - b.line);
   if (errors.length && !o.continueOnError) {
     const shown = errors.slice(0, 50).map((e) => `  ${formatRowError(e)}`);
@@ -150,6 +160,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     issued: 0,
     alreadyDone: p.done.size,
     files: { p12: 0, pdf: undefined, pages: 0, csv: undefined },
+    seconds,
   };
   if (o.dryRun) {
     report.issued = p.rows.length - p.done.size;
@@ -162,6 +173,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   for (const r of p.newTenants.values()) await addTenant(tenancy, { code: r.tenantCode, name: r.tenantName, ...(r.contactEmail ? { email: r.contactEmail } : {}) }, o.actor);
   for (const r of p.newInstitutions.values()) await addInstitution(tenancy, { tenantCode: r.tenantCode, number: r.institutionNumber, name: r.institutionName }, o.actor);
 
+  step('tenants');
   // 3. Users with their initial passwords sealed, in one transaction.
   const hashed = await Promise.all(
     [...p.newUsers.values()].map(async (u) => {
@@ -188,6 +200,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     }
   });
 
+  step('users');
   // 4. One certificate per row not done yet, its .p12 and password sealed with it.
   const todo = p.rows.filter((r) => !p.done.has(r.key));
   let finished = 0;
@@ -207,6 +220,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     o.progress?.(++finished, todo.length);
   });
 
+  step('certificates');
   // 5. Files from the seals: every row of this CSV, whether issued now or by an interrupted run.
   const sheets: Sheet[] = [];
   const results: string[] = ['line,tenant_code,institution_number,label,serial,not_after,p12_file,users_created'];
@@ -243,6 +257,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     // Everything was delivered by an earlier run: its PDF and files stay as they are.
     return report;
   }
+  step('files');
   const pdf = path.join(o.outDir, 'delivery-sheets.pdf');
   report.files.pages = (await writeDeliverySheets(pdf, sheets, { portalUrl: o.portalUrl, operatorContact: o.operatorContact, font: o.font })).pages;
   report.files.pdf = pdf;
@@ -250,6 +265,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   writeFileAtomic(csv, results.join('\n') + '\n', 0o600);
   report.files.csv = csv;
 
+  step('pdf');
   // 6. Delivered: wipe the seals.
   for (const h of handedOver) await completeHandover({ db: deps.db, clock: deps.clock }, h, h.file, o.actor, 'certificate.handed_over');
   const at = deps.clock.now();
@@ -257,5 +273,6 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     if (printedUsers.length) await trx.updateTable('onboarding_users').set({ password_sealed: null }).where('user_id', 'in', printedUsers).execute();
     await appendAudit(trx, at, { actor: o.actor, action: 'onboarding.delivered', target: `onboarding:${path.basename(o.file)}`, details: { file: o.file, rows: p.rows.length, issued: report.issued, resumed: p.done.size, pdf, pages: report.files.pages, users: printedUsers.length } });
   });
+  step('wipe');
   return report;
 }
