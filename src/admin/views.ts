@@ -1,3 +1,4 @@
+import { displaySerial } from '../ca/serial.js';
 import { html, type Html } from '../web/html.js';
 import { layout, type PageContext } from '../web/views/layout.js';
 import { date, dateTime } from '../web/views/format.js';
@@ -48,7 +49,7 @@ export function dashboardPage(ctx: PageContext, d: Dashboard) {
 ${
   d.expiringTenants.length
     ? html`<div class="table-scroll"><table class="list wide" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
-${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${e.serial}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
+${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${displaySerial(e.serial)}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
 </tbody></table></div>${d.next ? html`<p class="pager"><a href="/admin?after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
     : html`<p>${t('admin.none')}</p>`
 }</section>`,
@@ -67,7 +68,7 @@ export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[];
   <button type="submit">${t('admin.filter')}</button>
 </form>
 <table class="list" id="certificates"><thead><tr><th>${t('cert.serial')}</th><th>${t('admin.tenant')}</th><th>${t('cert.status')}</th><th>${t('cert.notAfter')}</th><th>${t('cert.daysLeft')}</th></tr></thead><tbody>
-${p.rows.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code>${c.serial}</code></a></td><td>${c.tenantCode}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft}</td></tr>`)}
+${p.rows.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code>${displaySerial(c.serial)}</code></a></td><td>${c.tenantCode}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft}</td></tr>`)}
 </tbody></table>`,
   );
 }
@@ -77,7 +78,7 @@ export function certificatePage(ctx: PageContext, c: CertificateView, csrf: stri
   const link = (s: string) => html`<a href="/admin/certificates/${s}"><code>${s}</code></a>`;
   return adminLayout(
     ctx,
-    `${t('home.certificate')} ${c.serial}`,
+    `${t('home.certificate')} ${displaySerial(c.serial)}`,
     html`<section class="card"><dl class="facts" id="certificate-detail">
   <dt>${t('cert.name')}</dt><dd>${c.subject}</dd>
   <dt>${t('admin.tenant')}</dt><dd>${c.tenantCode} ${c.tenantName}</dd>
@@ -152,9 +153,9 @@ export function issuedPage(ctx: PageContext, p: { serial: string; subject: strin
     html`<section class="card no-print"><p><a class="button primary" href="/admin/deliveries/${p.downloadId}" id="delivery-download" download>${t('admin.downloadOnce')}</a></p>
 <p class="notice warn">${t('admin.passwordOnce')}</p><p><button type="button" data-print>${t('admin.print')}</button></p></section>
 <section class="sheet" id="delivery-sheet"><h2>${t('admin.sheetTitle')}</h2><p>${t('admin.sheetLead')}</p>
-<dl class="facts"><dt>${t('admin.tenant')}</dt><dd>${p.tenantName} (${p.tenantCode})</dd><dt>${t('cert.name')}</dt><dd>${p.subject}</dd><dt>${t('cert.serial')}</dt><dd><code>${p.serial}</code></dd><dt>${t('cert.notAfter')}</dt><dd>${date(p.notAfter)}</dd></dl>
+<dl class="facts"><dt>${t('admin.tenant')}</dt><dd>${p.tenantName} (${p.tenantCode})</dd><dt>${t('cert.name')}</dt><dd>${p.subject}</dd><dt>${t('cert.serial')}</dt><dd><code>${displaySerial(p.serial)}</code></dd><dt>${t('cert.notAfter')}</dt><dd>${date(p.notAfter)}</dd></dl>
 <h3>${t('save.importTitle')}</h3><ol><li>${t('steps.windows1')}</li><li>${t('steps.windows2')}</li><li>${t('steps.windows3')}</li><li>${t('steps.windows4')}</li></ol><p>${t('steps.firefox')}: ${t('steps.firefox3')}</p></section>
-<section class="sheet slip" id="password-slip"><h2>${t('admin.slipTitle')}</h2><p><code class="password" id="issued-password">${p.password}</code></p><p><code>${p.serial}</code></p></section>`,
+<section class="sheet slip" id="password-slip"><h2>${t('admin.slipTitle')}</h2><p><code class="password" id="issued-password">${p.password}</code></p><p><code>${displaySerial(p.serial)}</code></p></section>`,
   );
 }
 
@@ -209,6 +210,6 @@ ${d.users.map(
 <label>${t('admin.role')} <select name="role"><option value="user">${t('home.role.user')}</option><option value="admin">${t('home.role.admin')}</option></select></label>
 <label>${t('admin.setInstitutions')} <input name="institutions" size="24"></label><button type="submit">${t('admin.add')}</button></form></section>
 <section class="card"><h2>${t('admin.certificates')}</h2>${operator ? html`<p><a class="button primary" href="/admin/certificates/new?tenant=${d.tenant.code}">${t('admin.issue')}</a></p>` : ''}
-<table class="list" id="tenant-certificates"><tbody>${d.certificates.map((c) => html`<tr><td>${operator ? html`<a href="/admin/certificates/${c.serial}"><code>${c.serial}</code></a>` : html`<code>${c.serial}</code>`}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft > 0 ? t('cert.days', { days: c.daysLeft }) : ''}</td></tr>`)}</tbody></table></section>`,
+<table class="list" id="tenant-certificates"><tbody>${d.certificates.map((c) => html`<tr><td>${operator ? html`<a href="/admin/certificates/${c.serial}"><code>${displaySerial(c.serial)}</code></a>` : html`<code>${displaySerial(c.serial)}</code>`}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft > 0 ? t('cert.days', { days: c.daysLeft }) : ''}</td></tr>`)}</tbody></table></section>`,
   );
 }

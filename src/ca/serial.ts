@@ -23,3 +23,18 @@ export function normaliseSerial(input: unknown): string | undefined {
   const hex = input.replace(/[:\s]/g, '').toLowerCase().replace(/^0+/, '');
   return /^[0-9a-f]{1,40}$/.test(hex) ? hex : undefined;
 }
+
+/**
+ * A serial as browsers and operating systems show it, so a clinic can find the entry in its own
+ * certificate list: the DER INTEGER's bytes, upper case, separated by colons — Firefox's certificate
+ * manager and Chromium's viewer show exactly this ("0A:1B:…"; "00:C3:…" when the top bit is set,
+ * because DER then prefixes a zero byte to keep the number positive). The stored form drops leading
+ * zeros, so 31 hex digits become "0A:…" again here.
+ */
+export function displaySerial(stored: string): string {
+  let hex = stored.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+/, '');
+  if (hex.length % 2) hex = `0${hex}`;
+  if (hex === '') hex = '00';
+  if (parseInt(hex.slice(0, 2), 16) >= 0x80) hex = `00${hex}`;
+  return hex.toUpperCase().match(/../g)!.join(':');
+}

@@ -1,3 +1,4 @@
+import { displaySerial } from '../ca/serial.js';
 import fs from 'node:fs';
 import PDFDocument from 'pdfkit';
 import { Refusal } from '../errors.js';
@@ -25,12 +26,6 @@ export interface Sheet {
   /** Undefined when it was already handed over by an earlier run (its slip then says so). */
   password: string | undefined;
   users: { loginId: string; role: 'admin' | 'user'; password: string | undefined }[];
-}
-
-/** Serial as browsers and OS certificate dialogs show it: upper-case bytes separated by colons. */
-export function displaySerial(hex: string): string {
-  const even = hex.length % 2 ? `0${hex}` : hex;
-  return even.toUpperCase().match(/../g)!.join(':');
 }
 
 /** A date as the clinic reads it: Japan time, YYYY年MM月DD日. */

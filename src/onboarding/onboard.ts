@@ -13,7 +13,8 @@ import { appendAudit } from '../audit/log.js';
 import { Refusal } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { formatRowError, type OnboardRow, type RowError } from './rows.js';
-import { writeDeliverySheets, displaySerial, type Sheet } from './delivery-sheets.js';
+import { writeDeliverySheets, type Sheet } from './delivery-sheets.js';
+import { displaySerial } from '../ca/serial.js';
 
 /**
  * `kenshin onboard`: from a checked CSV (rows.ts) to certificates, .p12 files, one PDF of delivery

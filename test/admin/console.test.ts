@@ -4,6 +4,7 @@ import { testDialects } from '../helpers/databases.js';
 import { makePortalWorld, loginAs, PASSWORD, type PortalWorld } from '../helpers/portal-world.js';
 import { addTenant, addUser } from '../../src/tenancy/service.js';
 import { Refusal } from '../../src/errors.js';
+import { normaliseSerial } from '../../src/ca/serial.js';
 import { startRenewal } from '../../src/renewal/service.js';
 
 /** The reserved operators' tenant, an operator "ops", and a client logged in with its certificate. */
@@ -102,7 +103,7 @@ describe('operator console: issue, re-issue and revoke', async () => {
     assert.match(issued.text, /id="delivery-sheet"/);
     assert.match(issued.text, /id="password-slip"/);
     const password = /id="issued-password">([^<]+)</.exec(issued.text)![1]!;
-    const serial = /<dt>シリアル番号<\/dt><dd><code>([0-9a-f]+)<\/code>/.exec(issued.text)![1]!;
+    const serial = normaliseSerial(/<dt>シリアル番号<\/dt><dd><code>([0-9A-F:]+)<\/code>/.exec(issued.text)![1]!)!;
     const href = /href="(\/admin\/deliveries\/[^"]+)"/.exec(issued.text)![1]!;
     const file = await c.get(href);
     assert.equal(file.status, 200);
@@ -123,7 +124,7 @@ describe('operator console: issue, re-issue and revoke', async () => {
     const form = await c.get(`/admin/certificates/new?reissue=${expired.row.serial}`);
     const issued = await c.submit(form, '/admin/certificates', { reissue: expired.row.serial, key: 'p256', profile: 'modern' });
     assert.equal(issued.status, 201);
-    const serial = /<dt>シリアル番号<\/dt><dd><code>([0-9a-f]+)<\/code>/.exec(issued.text)![1]!;
+    const serial = normaliseSerial(/<dt>シリアル番号<\/dt><dd><code>([0-9A-F:]+)<\/code>/.exec(issued.text)![1]!)!;
     const succ = await db.selectFrom('certificates').selectAll().where('serial', '=', serial).executeTakeFirstOrThrow();
     assert.equal(succ.subject_der, expired.row.subject_der);
     assert.deepEqual([succ.issued_via, succ.predecessor_id], ['reissue', expired.row.id]);

@@ -1,3 +1,4 @@
+import { displaySerial } from '../../src/ca/serial.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -67,7 +68,7 @@ async function open(ctx: BrowserContext): Promise<{ status: number; text: string
   return { status: res.status(), text: await page.innerText('body'), page };
 }
 
-const shows = (text: string, serial: string) => text.toLowerCase().includes(serial.toLowerCase());
+const shows = (text: string, serial: string) => text.includes(displaySerial(serial));
 const sameSerial = (a: string | undefined, b: string) => a !== undefined && a.toLowerCase().replace(/^0+/, '') === b.toLowerCase().replace(/^0+/, '');
 
 // The listener is an https server; Fastify's type for it says http.
