@@ -11,14 +11,10 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { loadConfig, dataPaths } from '../src/config.js';
-import { createHierarchy, loadAuthorityMaterial } from '../src/ca/hierarchy.js';
-import { startMintPool } from '../src/ca/mint-pool.js';
-import { openRuntime } from '../src/runtime.js';
-import { addTenant } from '../src/tenancy/service.js';
 import { issueCertificate } from '../src/certificates/service.js';
 import { generateKeyPair } from '../src/ca/keys.js';
 import { machine, parseArgs, throughput, withStallMonitor } from './lib.js';
+import { benchInstallation } from './installation.js';
 
 const run = promisify(execFile);
 const args = parseArgs(process.argv.slice(2));
@@ -40,15 +36,8 @@ authorityKeyIdentifier = keyid
 `;
 
 async function main() {
-  const passphrase = 'bench-passphrase';
-  const config = loadConfig({ dataDir: dir }, { KENSHIN_CA_PASSPHRASE: passphrase });
-  const paths = dataPaths(dir);
-  await createHierarchy({ paths, keyType: 'p256', commonNamePrefix: 'Kenshin Bench', passphraseFromEnv: passphrase, now: new Date() });
-  const rt = await openRuntime(config, { create: true });
-  await addTenant({ db: rt.database.db, clock: rt.clock }, { code: 'T0001', name: 'ベンチマーク医院' }, 'bench');
   // Minting in a pool of worker threads, one per core, as `kenshin serve` does.
-  const pool = startMintPool(await loadAuthorityMaterial(paths, passphrase, undefined), os.availableParallelism());
-  await pool.ready;
+  const { passphrase, paths, rt, pool } = await benchInstallation(dir, { code: 'T0001', name: 'ベンチマーク医院' }, { workers: os.availableParallelism() });
   const deps = await rt.certificateDeps(pool);
 
   // The openssl CLI peer: one `req -x509 -CA` (key + signed certificate) and one `pkcs12 -export`

@@ -9,15 +9,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, dataPaths } from '../src/config.js';
-import { createHierarchy, loadAuthorityMaterial } from '../src/ca/hierarchy.js';
-import { startMintPool } from '../src/ca/mint-pool.js';
-import { openRuntime } from '../src/runtime.js';
-import { addTenant } from '../src/tenancy/service.js';
 import { issueCertificate } from '../src/certificates/service.js';
 import { readRows } from '../src/onboarding/rows.js';
 import { onboard } from '../src/onboarding/onboard.js';
 import { machine, parseArgs, round, throughput, writeResult } from './lib.js';
+import { benchInstallation } from './installation.js';
 
 const args = parseArgs(process.argv.slice(2));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kenshin-bench-onboard-'));
@@ -35,16 +31,9 @@ function csv(prefix: string, n: number): string {
 }
 
 async function main() {
-  const passphrase = 'bench-passphrase';
-  const config = loadConfig({ dataDir: dir }, { KENSHIN_CA_PASSPHRASE: passphrase });
-  const paths = dataPaths(dir);
-  await createHierarchy({ paths, keyType: 'p256', commonNamePrefix: 'Kenshin Bench', passphraseFromEnv: passphrase, now: new Date() });
-  const rt = await openRuntime(config, { create: true });
-  await addTenant({ db: rt.database.db, clock: rt.clock }, { code: 'ISSUE', name: '発行レート' }, 'bench');
   const workers = os.availableParallelism();
   // The same pool `kenshin onboard` starts: one worker per core, no pre-generated keys.
-  const pool = startMintPool({ ...(await loadAuthorityMaterial(paths, passphrase, undefined)), keyPoolSize: 0 }, workers);
-  await pool.ready;
+  const { rt, pool } = await benchInstallation(dir, { code: 'ISSUE', name: '発行レート' }, { workers, keyPoolSize: 0 });
   const deps = { ...(await rt.certificateDeps(pool)), vault: rt.packageVault() };
   const results: Record<string, unknown> = { machine: machine(), rows: ROWS, workers, date: new Date().toISOString() };
 
