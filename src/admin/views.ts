@@ -3,7 +3,7 @@ import { html, type Html } from '../web/html.js';
 import { layout, type PageContext } from '../web/views/layout.js';
 import { date, dateTime } from '../web/views/format.js';
 import type { Dashboard } from './dashboard.js';
-import { REVOCATION_REASONS, type CertificateView } from '../certificates/service.js';
+import { REVOCATION_REASONS, type CertificateView, type RenewalSummary } from '../certificates/service.js';
 import type { AuditEvent } from '../db/schema.js';
 
 export function adminLayout(ctx: PageContext, title: string, body: Html, opts: { refreshSeconds?: number } = {}) {
@@ -73,7 +73,7 @@ ${p.rows.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code
   );
 }
 
-export function certificatePage(ctx: PageContext, c: CertificateView, csrf: string) {
+export function certificatePage(ctx: PageContext, c: CertificateView & { renewal: RenewalSummary | null }, csrf: string) {
   const { t } = ctx;
   const link = (s: string) => html`<a href="/admin/certificates/${s}"><code>${s}</code></a>`;
   return adminLayout(
@@ -89,6 +89,12 @@ export function certificatePage(ctx: PageContext, c: CertificateView, csrf: stri
 <section class="card"><h2>${t('admin.lineage')}</h2><dl class="facts" id="lineage">
   <dt>${t('admin.predecessor')}</dt><dd>${c.predecessorSerial ? link(c.predecessorSerial) : '—'}</dd>
   <dt>${t('admin.successors')}</dt><dd>${c.successorSerials.length ? c.successorSerials.map((s) => html`${link(s)} `) : '—'}</dd>
+  ${
+    c.renewal
+      ? html`<dt>${t('admin.renewal.takenUp')}</dt><dd id="renewal-taken-up">${c.renewal.takenUpAt ? dateTime(c.renewal.takenUpAt) : t('admin.renewal.notYet')}</dd>
+  <dt>${t('admin.renewal.clientFetched')}</dt><dd id="renewal-client-fetched">${c.renewal.clientFetchedAt ? html`${dateTime(c.renewal.clientFetchedAt)} (<code>${c.renewal.clientAgent ?? 'unknown'}</code>)` : '—'}</dd>`
+      : ''
+  }
 </dl></section>
 <p class="actions"><a class="button" href="/admin/certificates/new?reissue=${c.serial}" id="reissue-link">${t('admin.reissue')}</a></p>
 ${

@@ -217,14 +217,31 @@ export async function listCertificates(
   return rows.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now));
 }
 
-export async function getCertificate(deps: Pick<CertificateDeps, 'db' | 'clock'>, serialInput: string): Promise<CertificateView & { pem: string }> {
+/**
+ * This certificate's own renewal, when it has one: when it was made, when the successor was first
+ * presented to the portal, and when a desktop client (monsiaj, glclient) fetched the package over
+ * the API; such a client never shows the portal its new certificate, so that is all there is to see.
+ */
+export interface RenewalSummary {
+  createdAt: string;
+  takenUpAt: string | null;
+  clientFetchedAt: string | null;
+  clientAgent: string | null;
+}
+
+export async function getCertificate(deps: Pick<CertificateDeps, 'db' | 'clock'>, serialInput: string): Promise<CertificateView & { pem: string; renewal: RenewalSummary | null }> {
   const row = await findBySerial(deps.db, serialInput);
   const tenant = await deps.db.selectFrom('tenants').selectAll().where('id', '=', row.tenant_id).executeTakeFirstOrThrow();
   const pred = row.predecessor_id
     ? await deps.db.selectFrom('certificates').select('serial').where('id', '=', row.predecessor_id).executeTakeFirst()
     : undefined;
   const succ = await deps.db.selectFrom('certificates').select('serial').where('predecessor_id', '=', row.id).orderBy('id').execute();
-  return { ...toView(row, tenant.code, tenant.name, pred?.serial ?? null, succ.map((s) => s.serial), deps.clock.now()), pem: row.pem };
+  const renewal = await deps.db.selectFrom('renewals').select(['created_at', 'taken_up_at', 'client_fetched_at', 'client_agent']).where('predecessor_id', '=', row.id).executeTakeFirst();
+  return {
+    ...toView(row, tenant.code, tenant.name, pred?.serial ?? null, succ.map((s) => s.serial), deps.clock.now()),
+    pem: row.pem,
+    renewal: renewal ? { createdAt: renewal.created_at, takenUpAt: renewal.taken_up_at, clientFetchedAt: renewal.client_fetched_at, clientAgent: renewal.client_agent } : null,
+  };
 }
 
 export async function findBySerial(db: Db, serialInput: string): Promise<CertificateRow> {

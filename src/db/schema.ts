@@ -91,6 +91,9 @@ export interface RenewalsTable {
   created_at: string;
   taken_up_at: string | null;
   wiped_at: string | null;
+  /** First fetch of the package by a desktop client over the certificate-only API, and its User-Agent. */
+  client_fetched_at: string | null;
+  client_agent: string | null;
 }
 
 export interface SessionsTable {
@@ -100,6 +103,8 @@ export interface SessionsTable {
   institution_id: number | null;
   csrf_token: string;
   renewal_deferred: number;
+  /** The renewal whose password this session revealed (「確認する」): the save screen shows it on GET. */
+  revealed_renewal_id: number | null;
   created_at: string;
   last_seen_at: string;
 }

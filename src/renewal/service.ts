@@ -49,6 +49,30 @@ export async function renewalInfo(deps: Pick<RenewalDeps, 'db' | 'clock' | 'wind
   return { status: renewalStatus(cert, renewal !== undefined, deps.clock.now(), deps.windowDays), renewal, successor };
 }
 
+/** A renewal seen from either of its two certificates: which one the requester presents. */
+export interface RenewalPair {
+  renewal: Renewal;
+  old: CertificateRow;
+  new: CertificateRow;
+  presenting: 'old' | 'new';
+}
+
+/** The renewal `cert` is part of (as the predecessor or the successor), with both certificates. */
+export async function renewalPairOf(db: Db, cert: CertificateRow): Promise<RenewalPair | undefined> {
+  const renewal = await db
+    .selectFrom('renewals')
+    .selectAll()
+    .where((eb) => eb.or([eb('predecessor_id', '=', cert.id), eb('successor_id', '=', cert.id)]))
+    // A successor may itself have been renewed: its own renewal (as predecessor) is the current one.
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
+  if (!renewal) return undefined;
+  const presenting = renewal.predecessor_id === cert.id ? 'old' : 'new';
+  const otherId = presenting === 'old' ? renewal.successor_id : renewal.predecessor_id;
+  const other = await db.selectFrom('certificates').selectAll().where('id', '=', otherId).executeTakeFirstOrThrow();
+  return presenting === 'old' ? { renewal, old: cert, new: other, presenting } : { renewal, old: other, new: cert, presenting };
+}
+
 export interface StartedRenewal {
   /** false when the renewal already existed: the same successor and package are returned. */
   created: boolean;
@@ -201,10 +225,38 @@ export async function recordPackageAccess(
   action: 'package.downloaded' | 'package.password_revealed',
   actor: string,
   details: Record<string, unknown> = {},
+  also: {
+    /** The session (by id hash) that revealed the password: its save screen shows it from now on. */
+    revealedBySession?: string;
+    /** A desktop client's User-Agent: the first such fetch is kept on the renewal. */
+    clientAgent?: string;
+  } = {},
 ): Promise<void> {
-  await deps.db.transaction().execute((trx) =>
-    appendAudit(trx, deps.clock.now(), { actor, action, tenantId: opened.tenant.id, target: `certificate:${opened.successor.serial}`, details: { successor: opened.successor.serial, ...details } }),
-  );
+  const now = deps.clock.now();
+  // The audit row and the state it explains are written together, or neither is.
+  await deps.db.transaction().execute(async (trx) => {
+    if (also.revealedBySession !== undefined) {
+      await trx.updateTable('sessions').set({ revealed_renewal_id: opened.renewal.id }).where('id_hash', '=', also.revealedBySession).execute();
+    }
+    if (also.clientAgent !== undefined) {
+      await trx
+        .updateTable('renewals')
+        .set({ client_fetched_at: now.toISOString(), client_agent: also.clientAgent })
+        .where('id', '=', opened.renewal.id)
+        .where('client_fetched_at', 'is', null)
+        .execute();
+    }
+    await appendAudit(trx, now, { actor, action, tenantId: opened.tenant.id, target: `certificate:${opened.successor.serial}`, details: { successor: opened.successor.serial, ...details } });
+  });
+}
+
+/**
+ * What a User-Agent header says about a desktop client, fit to show an operator: printable ASCII,
+ * at most 80 characters, "unknown" when absent (monsiaj's Java sends "Java/17.0.x"; curl its name).
+ */
+export function clientAgentLabel(userAgent: string | undefined): string {
+  const printable = (userAgent ?? '').replace(/[^\x20-\x7e]/g, '').trim().slice(0, 80);
+  return printable || 'unknown';
 }
 
 /**

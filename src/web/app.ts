@@ -87,13 +87,16 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
     const lang = pickLang(query.lang, req.cookies[COOKIE.lang]);
     if (query.lang && query.lang === lang) reply.setCookie(COOKIE.lang, lang, { ...COOKIE_OPTIONS, httpOnly: false, maxAge: 365 * 86400 });
     const path = req.url.split('?')[0]!;
-    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/help/') || path.startsWith('/crl/') || path.startsWith('/.well-known/') || path === '/healthz' || path === '/readyz');
+    const needsIdentity = !(path.startsWith('/assets/') || path.startsWith('/crl/') || path.startsWith('/.well-known/') || path === '/healthz' || path === '/readyz');
+    // Help is open to anyone (refusal pages link to it), yet shows a logged-in user their menu: it
+    // reads the identity but is no refusal when there is none.
+    const isHelp = path.startsWith('/help/');
     req.kenshin = {
       lang,
       t: translator(lang),
       identity: needsIdentity ? await identify(deps.runtime.database.db, deps.runtime.clock, presented(req)) : { kind: 'none' },
     };
-    if (needsIdentity && req.kenshin.identity.kind !== 'ok') deps.metrics?.refusals.inc({ reason: req.kenshin.identity.kind });
+    if (needsIdentity && !isHelp && req.kenshin.identity.kind !== 'ok') deps.metrics?.refusals.inc({ reason: req.kenshin.identity.kind });
   });
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics?.requestDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
@@ -128,7 +131,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
   // Before any route: every route gets a query schema, and one that takes a body must bring its own.
   app.addHook('onRoute', requireSchemas);
   healthRoutes(app, { db: deps.runtime.database.db, caLoaded: () => true, draining: () => false, ...opts.readiness });
-  helpRoutes(app);
+  helpRoutes(app, deps);
   crlRoutes(app, deps);
   portalRoutes(app, deps);
   renewalRoutes(app, deps);

@@ -1,4 +1,4 @@
-import type { Platform } from './views/portal.js';
+import type { Platform } from './views/steps.js';
 
 /** Which import steps to show first. A hint from the User-Agent, never a decision. */
 export function platformOf(userAgent: string | undefined): Platform {

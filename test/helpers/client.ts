@@ -21,6 +21,9 @@ export class TlsClient {
     public pfx?: { file: Uint8Array; password: string },
   ) {}
 
+  /** Sent with every request, like a browser's User-Agent. */
+  defaultHeaders: Record<string, string> = {};
+
   /**
    * `raw` sends the bytes as they are (with the content type in `headers`): repeated fields, bad encodings.
    * `servername`: the name the server certificate is checked against when `host` is forged.
@@ -28,7 +31,7 @@ export class TlsClient {
   request(method: string, path: string, opts: { form?: Record<string, string>; json?: unknown; raw?: string | Buffer; headers?: Record<string, string>; servername?: string } = {}): Promise<Response> {
     const url = new URL(path, this.base);
     let payload: Buffer | undefined;
-    const headers: Record<string, string> = { ...opts.headers };
+    const headers: Record<string, string> = { ...this.defaultHeaders, ...opts.headers };
     if (opts.form) {
       payload = Buffer.from(new URLSearchParams(opts.form).toString());
       headers['content-type'] = 'application/x-www-form-urlencoded';

@@ -1,4 +1,5 @@
 import { displaySerial } from '../../src/ca/serial.js';
+import { browserDate } from '../../src/web/views/format.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testDialects } from '../helpers/databases.js';
@@ -105,10 +106,32 @@ for (const dialect of testDialects()) {
       assert.equal(dl.headers['content-type'], 'application/x-pkcs12');
       assert.equal(dl.headers['cache-control'], 'no-store');
       assert.equal(dl.headers['content-disposition'], `attachment; filename="T0001_${jstDate(T0).replace(/-/g, '')}.p12"`);
-      const revealed = await c.submit(save, '/renewal/package/password');
+      // 確認する is a POST that redirects to the save screen (POST-redirect-GET): the screen with the
+      // password is a GET, so Back from the help, a reload and a second tab show it again.
+      const posted = await c.submit(save, '/renewal/package/password');
+      assert.equal(posted.status, 303);
+      assert.equal(posted.headers.location, '/renewal/package#password');
+      const revealed = await c.follow(posted);
       const password = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
       assert.ok(password, 'password shown after 確認する');
       assert.match(revealed.text, />コピーする</);
+      assert.equal(revealed.headers['cache-control'], 'no-store');
+      const reloaded = await c.get('/renewal/package');
+      assert.equal(/id="p12-password" class="password">([^<]+)</.exec(reloaded.text)?.[1], password, 'a reload shows the same password');
+      // Both certificates, as a certificate manager shows them, on the save screen.
+      assert.match(reloaded.text, new RegExp(`id="pair-old"[\\s\\S]*?${displaySerial(old.row.serial)}`));
+      const successor = successors[0]!;
+      assert.match(reloaded.text, new RegExp(`id="pair-new"[\\s\\S]*?${displaySerial(successor.serial)}`));
+      // The help keeps the user menu and leads back to the save screen.
+      const help = await c.get('/help/delete-old?back=%2Frenewal%2Fpackage');
+      assert.match(help.text, /class="user-menu"[\s\S]*?yamada/);
+      assert.match(help.text, /<a href="\/renewal\/package" class="back-link">前の画面に戻る<\/a>/);
+      assert.match(help.text, new RegExp(displaySerial(successor.serial)));
+      assert.doesNotMatch((await c.get('/help/import?back=https%3A%2F%2Fevil.example%2F')).text, /back-link/, 'a back link off this site is dropped');
+      // Revealed once, audited once: pressing 確認する again in this session writes no second row.
+      await c.submit(save, '/renewal/package/password');
+      const reveals = await db.selectFrom('audit_events').select('id').where('action', '=', 'package.password_revealed').where('target', '=', `certificate:${successor.serial}`).execute();
+      assert.equal(reveals.length, 1);
       assert.match(run('openssl', ['pkcs12', '-info', '-noout', '-passin', `pass:${password}`], dl.body), /pbeWithSHA1And3-KeyTripleDES-CBC/);
       const modern = await c.get('/renewal/package/download?format=modern');
       assert.match(run('openssl', ['pkcs12', '-info', '-noout', '-passin', `pass:${password}`], modern.body), /AES-256-CBC/);
@@ -119,6 +142,8 @@ for (const dialect of testDialects()) {
       const home = await c.get('/home');
       assert.match(home.text, /id="not-in-use"/);
       assert.match(home.text, /ブラウザをすべて閉じて/);
+      assert.doesNotMatch(home.text, /id="still-old"/, 'the same session: the user has not come back yet');
+      assert.match(home.text, new RegExp(`有効期限 ${browserDate(successor.not_after, 'ja')}、シリアル番号 ${displaySerial(successor.serial)}`));
 
       // The imported new certificate: the old session ends, login again, taken-up message.
       c.pfx = { file: dl.body, password: password! };
@@ -131,6 +156,53 @@ for (const dialect of testDialects()) {
       assert.match(home2.text, new RegExp(`新しい証明書で接続しています、有効期限 ${jstDate(threeYearsAfter())}`));
       const renewal = await db.selectFrom('renewals').selectAll().where('predecessor_id', '=', old.row.id).executeTakeFirstOrThrow();
       assert.ok(renewal.taken_up_at);
+    });
+
+    test('Firefox: its own steps, which certificate to delete, a re-login still on the old one; a desktop client\'s fetch is recorded', async () => {
+      const old = await w.cert(45);
+      const c = w.client(old);
+      c.defaultHeaders['user-agent'] = 'Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0';
+      const inst = await loginAs(c, 'yamada');
+      await c.follow(await c.submit(inst, '/institutions', { institutionId: await institutionId('1312345679') }));
+      const save = await c.follow(await c.submit(await c.get('/renewal/confirm'), '/renewal'));
+      const successor = await db.selectFrom('certificates').selectAll().where('predecessor_id', '=', old.row.id).executeTakeFirstOrThrow();
+      // No double-click advice and no "Firefox may need the AES file" for a Firefox user.
+      assert.match(save.text, /id="backup-line">[^<]*証明書マネージャーからインポート/);
+      assert.doesNotMatch(save.text, /id="backup-line">[^<]*ダブルクリックで実行/);
+      assert.match(save.text, /id="after-import">[^<]*更新前の証明書を削除し/);
+      assert.doesNotMatch(save.text, /id="modern-line">[^<]*Firefox\) が必要/);
+      // The deletion steps are on the save screen itself, with the 認証の決定 tab and the serials.
+      assert.match(save.text, /<section class="card" id="delete-old">[\s\S]*?認証の決定/);
+      assert.match(save.text, new RegExp(`id="pair-old"[\\s\\S]*?${displaySerial(old.row.serial)}[\\s\\S]*?${browserDate(old.row.not_after, 'ja')}`));
+      assert.match(save.text, new RegExp(`id="pair-new"[\\s\\S]*?${displaySerial(successor.serial)}`));
+
+      // Home in the same session: Firefox's way (delete the old one by serial), not "restart".
+      const home = await c.get('/home');
+      assert.match(home.text, new RegExp(`id="not-in-use"[^>]*>[^<]*Firefox は同じ名前の証明書が2つあると[^<]*シリアル番号 ${displaySerial(old.row.serial)}`));
+      assert.doesNotMatch(home.text, /id="still-old"/);
+      // Logged in again and still on the old certificate: the advice did not work, and home says so.
+      w.clock.advance(60_000);
+      const again = w.client(old);
+      again.defaultHeaders = { ...c.defaultHeaders };
+      const inst2 = await loginAs(again, 'yamada');
+      const home2 = await again.follow(await again.submit(inst2, '/institutions', { institutionId: await institutionId('1312345679') }));
+      const home3 = home2.text.includes('id="not-in-use"') ? home2 : await again.get('/home');
+      assert.match(home3.text, /id="still-old">ログインし直した後も、更新前の証明書で接続しています。/);
+      assert.match(home3.text, /href="\/help\/delete-old\?back=%2Fhome"/);
+
+      // ORCA's desktop client fetches the package over the API: the portal and the console say so.
+      const api = w.client(old);
+      const started = await api.request('POST', '/api/cert', { json: {}, headers: { 'user-agent': 'Java/17.0.12' } });
+      assert.equal(started.status, 200);
+      const uri = new URL(started.json().uri as string);
+      assert.equal((await api.request('GET', uri.pathname, { headers: { 'user-agent': 'Java/17.0.12' } })).status, 200);
+      const renewal = await db.selectFrom('renewals').selectAll().where('predecessor_id', '=', old.row.id).executeTakeFirstOrThrow();
+      assert.equal(renewal.client_agent, 'Java/17.0.12');
+      assert.ok(renewal.client_fetched_at);
+      // A second fetch keeps the first one's time and agent.
+      await api.request('GET', uri.pathname, { headers: { 'user-agent': 'curl/8.0' } });
+      assert.equal((await db.selectFrom('renewals').select('client_agent').where('id', '=', renewal.id).executeTakeFirstOrThrow()).client_agent, 'Java/17.0.12');
+      assert.match((await again.get('/home')).text, /id="client-fetched"[^>]*>[^<]*デスクトップクライアント \(Java\/17\.0\.12\)/);
     });
 
     test('one institution skips the selection; outside the window goes straight home', async () => {

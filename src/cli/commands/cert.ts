@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks } from '../../certificates/service.js';
+import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks, type RenewalSummary } from '../../certificates/service.js';
 import type { ValidityRequest } from '../../certificates/validity.js';
 import { Refusal, invalidInput, isRefusal } from '../../errors.js';
 import { table } from '../output.js';
@@ -45,7 +45,7 @@ function validity(o: { validDays?: string; notBefore?: string; notAfter?: string
 
 const recoverHint = (serial: string) => `get its file and password with \`kenshin cert recover ${serial} --out FILE.p12\``;
 
-function human(c: CertificateView): string {
+function human(c: CertificateView & { renewal?: RenewalSummary | null }): string {
   const lines = [
     `serial:       ${c.serial}`,
     `tenant:       ${c.tenantCode} (${c.tenantName})`,
@@ -59,6 +59,11 @@ function human(c: CertificateView): string {
   if (c.label) lines.push(`label:        ${c.label}`);
   if (c.predecessorSerial) lines.push(`renews:       ${c.predecessorSerial}`);
   if (c.successorSerials.length) lines.push(`successors:   ${c.successorSerials.join(', ')}`);
+  const r = c.renewal;
+  if (r) {
+    lines.push(`renewed:      ${r.createdAt}${r.takenUpAt ? `, new certificate in use since ${r.takenUpAt}` : ', new certificate not yet presented to the portal'}`);
+    if (r.clientFetchedAt) lines.push(`desktop client fetched it: ${r.clientFetchedAt} (${r.clientAgent ?? 'unknown'})`);
+  }
   return lines.join('\n');
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../context.js';
 import type { CertificateRow } from '../../db/schema.js';
-import { markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
+import { clientAgentLabel, markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
 import { daysLeft, effectiveStatus } from '../../certificates/status.js';
 import { sendPkcs12 } from './renewal.js';
 import { isOwnOrigin, publicBase } from '../public-url.js';
@@ -129,7 +129,10 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!cert) return reply;
     const opened = await openPackage(deps.renewal, { downloadId: (req.params as { id: string }).id }, cert);
     const format = (req.query as Record<string, string>).format === 'modern' ? 'modern' : 'compatible';
-    await recordPackageAccess(deps.renewal, opened, 'package.downloaded', `cert:${cert.serial}`, { format, via: 'api' });
+    // Only desktop clients and scripts come this way (the portal has its own download): the first
+    // fetch is what the portal and the console can show, since such a client never logs in here.
+    const agent = clientAgentLabel(req.headers['user-agent']);
+    await recordPackageAccess(deps.renewal, opened, 'package.downloaded', `cert:${cert.serial}`, { format, via: 'api', agent }, { clientAgent: agent });
     return sendPkcs12(reply, opened, format);
   });
 }

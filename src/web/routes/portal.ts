@@ -8,7 +8,8 @@ import { loginPage, institutionsPage, homePage } from '../views/portal.js';
 import { refusalPage, errorPage } from '../views/refusal.js';
 import { dateTime } from '../views/format.js';
 import { returnPath, withReturnPath } from '../views/layout.js';
-import { renewalInfo, markTakenUp } from '../../renewal/service.js';
+import { renewalInfo, markTakenUp, renewalPairOf, type RenewalPair } from '../../renewal/service.js';
+import { platformOf } from '../platform.js';
 import { appendAudit } from '../../audit/log.js';
 import { body, LIMIT, query } from '../input.js';
 
@@ -73,6 +74,21 @@ async function currentSession(deps: AppDeps, req: FastifyRequest, reply: Fastify
     return undefined;
   }
   return session;
+}
+
+/**
+ * The logged-in user behind this request, if any, for pages anyone may open (help): nothing is
+ * answered, redirected or ended here, unlike requirePortal. With their renewal, when they have one.
+ */
+export async function optionalPortal(deps: AppDeps, req: FastifyRequest): Promise<{ cert: CertificateRow; session: Session; user: User; pair: RenewalPair | undefined } | undefined> {
+  const id = req.kenshin.identity;
+  if (id.kind !== 'ok') return undefined;
+  const { db } = deps.runtime.database;
+  const session = await loadSession(db, deps.runtime.clock, req.cookies[COOKIE.session], sessionPolicy(deps));
+  if (!session || session.certificate_id !== id.cert.id) return undefined;
+  const user = await db.selectFrom('users').selectAll().where('id', '=', session.user_id).executeTakeFirst();
+  if (!user || user.locked_at) return undefined;
+  return { cert: id.cert, session, user, pair: await renewalPairOf(db, id.cert) };
 }
 
 export const sessionPolicy = (deps: AppDeps) => ({ idleMinutes: deps.runtime.config.sessionIdleMinutes, maxHours: deps.runtime.config.sessionMaxHours });
@@ -183,6 +199,15 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!p) return reply;
     const info = await renewalInfo(deps.renewal, p.cert);
     const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
+    const pair = await renewalPairOf(db, p.cert);
+    // Still on the old certificate although a successor exists. A session opened after the renewal
+    // means the user already came back (restarted, logged in again) and the switch did not happen:
+    // say so, with the steps that work in this browser.
+    const notInUse =
+      pair?.presenting === 'old'
+        ? { pair, platform: platformOf(req.headers['user-agent']), afterRestart: new Date(p.session.created_at).getTime() > new Date(pair.renewal.created_at).getTime() }
+        : undefined;
+    const fetched = pair?.renewal.client_fetched_at ? { at: pair.renewal.client_fetched_at, agent: pair.renewal.client_agent ?? 'unknown' } : undefined;
     return sendPage(
       reply,
       200,
@@ -193,7 +218,8 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
         user: { loginId: p.user.login_id, role: p.user.role },
         status: info.status,
         isSuccessor: p.cert.issued_via === 'renewal',
-        successorNotInUse: info.renewal !== undefined && info.renewal.taken_up_at === null,
+        successorNotInUse: notInUse,
+        clientFetched: fetched,
       }),
     );
   });

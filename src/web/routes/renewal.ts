@@ -5,7 +5,7 @@ import { tokensMatch } from '../csrf.js';
 import { returnPath } from '../views/layout.js';
 import { renewalCheckPage, renewalConfirmPage, renewalSavePage } from '../views/portal.js';
 import { errorPage } from '../views/refusal.js';
-import { openPackage, recordPackageAccess, renewalInfo, startRenewal, type OpenedPackage } from '../../renewal/service.js';
+import { openPackage, recordPackageAccess, renewalInfo, renewalPairOf, startRenewal, type OpenedPackage, type RenewalPair } from '../../renewal/service.js';
 import { updateSession } from '../../identity/sessions.js';
 import { isRefusal } from '../../errors.js';
 import { platformOf } from '../platform.js';
@@ -66,40 +66,50 @@ export function renewalRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   /** The package of the current certificate's renewal, whether it presents the old or the new one. */
-  const currentPackage = async (p: Portal): Promise<OpenedPackage | undefined> => {
-    const r = await db
-      .selectFrom('renewals')
-      .select('id')
-      .where((eb) => eb.or([eb('predecessor_id', '=', p.cert.id), eb('successor_id', '=', p.cert.id)]))
-      .executeTakeFirst();
-    return r ? openPackage(deps.renewal, { renewalId: r.id }, p.cert) : undefined;
+  const currentPackage = async (p: Portal): Promise<{ opened: OpenedPackage; pair: RenewalPair } | undefined> => {
+    const pair = await renewalPairOf(db, p.cert);
+    return pair ? { opened: await openPackage(deps.renewal, { renewalId: pair.renewal.id }, p.cert), pair } : undefined;
   };
 
-  const showSave = async (req: FastifyRequest, reply: FastifyReply, reveal: boolean) => {
+  // 証明書保存 is a GET: the password shows when this session asked for it (「確認する」, a POST that
+  // records that and redirects here). So Back from the help, a reload or a second tab of the same
+  // session show the same screen, never a browser's "resend the form?" or "Document Expired".
+  app.get('/renewal/package', async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
-    if (reveal && !csrfOk(p, req)) return csrfFailed(req, reply);
-    const opened = await currentPackage(p);
-    if (!opened) return reply.redirect('/renewal/check', 303);
-    if (reveal) await recordPackageAccess(deps.renewal, opened, 'package.password_revealed', `user:${p.user.login_id}`);
+    const found = await currentPackage(p);
+    if (!found) return reply.redirect('/renewal/check', 303);
+    const { opened, pair } = found;
     const page = renewalSavePage(ctxOf(req, p), {
-      successor: opened.successor,
+      pair,
       now: clock.now(),
       csrf: p.session.csrf_token,
-      password: reveal ? opened.contents.password : undefined,
+      password: p.session.revealed_renewal_id === opened.renewal.id ? opened.contents.password : undefined,
       expiresAt: opened.renewal.package_expires_at,
       platform: platformOf(req.headers['user-agent']),
     });
     return sendPage(reply, 200, page, { noStore: true });
-  };
-  app.get('/renewal/package', (req, reply) => showSave(req, reply, false));
-  app.post('/renewal/package/password', csrfOnly, (req, reply) => showSave(req, reply, true));
+  });
+
+  app.post('/renewal/package/password', csrfOnly, async (req, reply) => {
+    const p = await requirePortal(deps, req, reply, { institution: true });
+    if (!p) return reply;
+    if (!csrfOk(p, req)) return csrfFailed(req, reply);
+    const found = await currentPackage(p);
+    if (!found) return reply.redirect('/renewal/check', 303);
+    // Audited once per session that reveals it; the session remembers it in the same transaction.
+    if (p.session.revealed_renewal_id !== found.opened.renewal.id) {
+      await recordPackageAccess(deps.renewal, found.opened, 'package.password_revealed', `user:${p.user.login_id}`, {}, { revealedBySession: p.session.id_hash });
+    }
+    return reply.redirect('/renewal/package#password', 303);
+  });
 
   app.get('/renewal/package/download', { schema: { querystring: query({ format: LIMIT.word }) } }, async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
-    const opened = await currentPackage(p);
-    if (!opened) return reply.redirect('/renewal/check', 303);
+    const found = await currentPackage(p);
+    if (!found) return reply.redirect('/renewal/check', 303);
+    const { opened } = found;
     const format: Pkcs12Profile = (req.query as Record<string, string>).format === 'modern' ? 'modern' : 'compatible';
     await recordPackageAccess(deps.renewal, opened, 'package.downloaded', `user:${p.user.login_id}`, { format });
     return sendPkcs12(reply, opened, format);

@@ -1,26 +1,44 @@
 import { html } from '../html.js';
-import { layout, type PageContext } from './layout.js';
-import { importSteps, type Platform } from './portal.js';
+import { layout, withBackLink, type PageContext } from './layout.js';
+import { deleteSteps, importSteps, type Platform } from './steps.js';
+import { certificatePairTable, type CertificatePair } from './certificate-pair.js';
 
-export function helpImportPage(ctx: PageContext, platform: Platform) {
+/** Where the help was opened from (checked to be on this site), for its 「前の画面に戻る」 link. */
+export interface HelpModel {
+  platform: Platform;
+  back?: string | undefined;
+  /** The logged-in user's own old and new certificate, when they have renewed. */
+  pair?: CertificatePair | undefined;
+}
+
+const helpLink = (path: string, back: string | undefined) => (back ? `${path}?back=${encodeURIComponent(back)}` : path);
+
+export function helpImportPage(ctx: PageContext, m: HelpModel) {
   const { t } = ctx;
   return layout(
     ctx,
     t('help.import.title'),
-    html`<p>${t('help.import.lead')}</p>${importSteps(ctx, platform)}<p class="notice info">${t('help.restart')}</p>
-<p><a href="/help/delete-old">${t('common.helpDelete')}</a></p>`,
+    withBackLink(
+      ctx,
+      m.back,
+      html`<p>${t('help.import.lead')}</p>${importSteps(ctx, m.platform)}<p class="notice info" id="help-restart">${t(m.platform === 'firefox' ? 'help.restart.firefox' : 'help.restart')}</p>
+<p><a href="${helpLink('/help/delete-old', m.back)}" id="help-delete-link">${t('common.helpDelete')}</a></p>`,
+    ),
   );
 }
 
-export function helpDeletePage(ctx: PageContext) {
+export function helpDeletePage(ctx: PageContext, m: HelpModel) {
   const { t } = ctx;
   return layout(
     ctx,
     t('help.delete.title'),
-    html`<p class="notice warn">${t('help.delete.lead')}</p>
-<section class="steps"><h3>${t('steps.windows')}</h3><ol><li>${t('help.delete.windows1')}</li><li>${t('help.delete.windows2')}</li><li>${t('help.delete.windows3')}</li><li>${t('help.delete.windows4')}</li></ol></section>
-<section class="steps"><h3>${t('steps.firefox')}</h3><ol><li>${t('help.delete.firefox1')}</li><li>${t('help.delete.firefox2')}</li></ol></section>
-<section class="steps"><h3>${t('steps.mac')}</h3><ol><li>${t('help.delete.mac1')}</li><li>${t('help.delete.mac2')}</li></ol></section>
-<p><a href="/help/import">${t('common.helpImport')}</a></p>`,
+    withBackLink(
+      ctx,
+      m.back,
+      html`<p class="notice warn">${t('help.delete.lead')}</p>
+${m.pair ? certificatePairTable(ctx, m.pair, m.platform) : ''}
+${deleteSteps(ctx, m.platform)}
+<p><a href="${helpLink('/help/import', m.back)}">${t('common.helpImport')}</a></p>`,
+    ),
   );
 }

@@ -89,4 +89,11 @@ ${body}
 </html>`;
 }
 
+/** A page body with 「前の画面に戻る」 above and below it when the page was opened from another screen (`back`, checked by returnPath). */
+export const withBackLink = (ctx: PageContext, back: string | undefined, body: Html) => {
+  if (!back) return body;
+  const link = html`<p class="back"><a href="${back}" class="back-link">${ctx.t('common.backTo')}</a></p>`;
+  return html`${link}${body}${link}`;
+};
+
 export const notice = (kind: 'info' | 'warn' | 'ok' | 'error', text: string | Html, id?: string) => html`<p class="notice ${kind}" role="status"${id ? html` id="${id}"` : ''}>${text}</p>`;

@@ -4,6 +4,12 @@ import { certificateCard } from './certificate.js';
 import { date, dateTime } from './format.js';
 import type { CertificateRow, Institution } from '../../db/schema.js';
 import type { RenewalStatus } from '../../renewal/policy.js';
+import { displaySerial } from '../../ca/serial.js';
+import { certificatePairTable, type CertificatePair } from './certificate-pair.js';
+import { deleteSteps, importSteps, type Platform } from './steps.js';
+
+export type { Platform } from './steps.js';
+import { browserDate } from './format.js';
 
 /**
  * Where the user was going (the gateway's `rd`, already checked by returnPath): carried through
@@ -61,16 +67,28 @@ export interface HomeModel {
   status: RenewalStatus;
   /** The current certificate is a renewal successor. */
   isSuccessor: boolean;
-  /** The user renewed but still presents the old certificate. */
-  successorNotInUse: boolean;
+  /** Renewed, and this browser still presents the old certificate. */
+  successorNotInUse?: { pair: CertificatePair; platform: Platform; afterRestart: boolean } | undefined;
+  /** The renewal was fetched by a desktop client (monsiaj, glclient) over the API. */
+  clientFetched?: { at: string; agent: string } | undefined;
 }
 
 export function homePage(ctx: PageContext, m: HomeModel) {
   const { t } = ctx;
   const notices: Html[] = [];
   if (m.isSuccessor) notices.push(notice('ok', t('home.notice.takenUp', { notAfter: date(m.cert.not_after) }), 'taken-up'));
-  if (m.successorNotInUse) notices.push(notice('warn', html`${t('home.notice.notInUse')} <a href="/renewal/package">${t('check.openPackage')}</a>`, 'not-in-use'));
-  else if (m.status.eligible) notices.push(notice('warn', html`${t('home.notice.renewSoon', { days: m.status.daysLeft })} <a href="/renewal/check">${t('menu.renewalCheck')}</a>`, 'renew-soon'));
+  if (m.clientFetched) notices.push(notice('info', t('home.notice.clientFetched', { at: dateTime(m.clientFetched.at), agent: m.clientFetched.agent }), 'client-fetched'));
+  const n = m.successorNotInUse;
+  if (n) {
+    // What works differs by browser: Firefox keeps the first-imported of two same-named
+    // certificates whatever the restart, so it must delete the old one; the others pick on restart.
+    const text =
+      n.platform === 'firefox'
+        ? t('home.notice.notInUse.firefox', { oldSerial: displaySerial(n.pair.old.serial), oldNotAfter: browserDate(n.pair.old.not_after, ctx.lang) })
+        : t('home.notice.notInUse', { newSerial: displaySerial(n.pair.new.serial), newNotAfter: browserDate(n.pair.new.not_after, ctx.lang) });
+    const howTo = n.platform === 'firefox' ? html` <a href="/help/delete-old?back=%2Fhome" id="not-in-use-howto">${t('home.notice.howTo')}</a>` : '';
+    notices.push(notice('warn', html`${n.afterRestart ? html`<strong id="still-old">${t('home.notice.stillOld')}</strong> ` : ''}${text}${howTo} <a href="/renewal/package">${t('check.openPackage')}</a>`, 'not-in-use'));
+  } else if (m.status.eligible) notices.push(notice('warn', html`${t('home.notice.renewSoon', { days: m.status.daysLeft })} <a href="/renewal/check">${t('menu.renewalCheck')}</a>`, 'renew-soon'));
   return layout(
     ctx,
     t('home.title'),
@@ -82,6 +100,7 @@ export function homePage(ctx: PageContext, m: HomeModel) {
 </dl>
 </section>
 <section class="card"><h2>${t('home.certificate')}</h2>${certificateCard(t, m.cert, m.now)}</section>
+${n ? certificatePairTable(ctx, n.pair, n.platform) : ''}
 <p class="muted">${t('home.business')}</p>`,
   );
 }
@@ -131,34 +150,21 @@ export function renewalConfirmPage(ctx: PageContext, p: { csrf: string }) {
   );
 }
 
-export type Platform = 'windows' | 'mac' | 'firefox' | 'other';
-
-export function importSteps(ctx: PageContext, platform: Platform) {
+export function renewalSavePage(ctx: PageContext, p: { pair: CertificatePair; now: Date; csrf: string; password?: string | undefined; expiresAt: string; platform: Platform }) {
   const { t } = ctx;
-  const block = (key: 'windows' | 'mac' | 'firefox', steps: string[]) =>
-    html`<section class="steps${platform === key ? ' yours' : ''}" id="steps-${key}"><h3>${t(`steps.${key}`)}${platform === key ? html` <span class="tag">${t('save.forYou')}</span>` : ''}</h3><ol>${steps.map((s) => html`<li>${s}</li>`)}</ol></section>`;
-  const sections = {
-    windows: block('windows', [t('steps.windows1'), t('steps.windows2'), t('steps.windows3'), t('steps.windows4')]),
-    mac: block('mac', [t('steps.mac1'), t('steps.mac2'), t('steps.mac3')]),
-    firefox: block('firefox', [t('steps.firefox1'), t('steps.firefox2'), t('steps.firefox3'), t('steps.firefox4')]),
-  };
-  // The user's own platform first.
-  const order: ('windows' | 'mac' | 'firefox')[] = platform === 'mac' ? ['mac', 'windows', 'firefox'] : platform === 'firefox' ? ['firefox', 'windows', 'mac'] : ['windows', 'mac', 'firefox'];
-  return html`${order.map((k) => sections[k])}`;
-}
-
-export function renewalSavePage(ctx: PageContext, p: { successor: CertificateRow; now: Date; csrf: string; password?: string | undefined; expiresAt: string; platform: Platform }) {
-  const { t } = ctx;
+  const firefox = p.platform === 'firefox';
   const here = html`<a href="/renewal/package/download" id="download-p12" download>${t('save.here')}</a>`;
   const modern = html`<a href="/renewal/package/download?format=modern" id="download-modern" download>${t('save.modernLink')}</a>`;
+  // Help opened from here comes back here: the screen is a GET, so Back and reload show it again.
+  const back = `?back=${encodeURIComponent('/renewal/package')}`;
   return layout(
     ctx,
     t('save.title'),
-    html`<section class="card">
+    html`${p.pair.presenting === 'new' ? notice('ok', t('save.presentingNew'), 'presenting-new') : ''}<section class="card">
   <p class="big" id="download-line">${raw(t('save.download', { link: here.value }))}</p>
-  <p>${t('save.backup')}</p>
+  <p id="backup-line">${t(firefox ? 'save.backup.firefox' : 'save.backup')}</p>
   <p>${t('save.reveal')}</p>
-  <div class="password-row">
+  <div class="password-row" id="password">
     ${
       p.password
         ? html`<span class="label">${t('save.passwordLabel')}</span><code id="p12-password" class="password">${p.password}</code>
@@ -177,10 +183,16 @@ export function renewalSavePage(ctx: PageContext, p: { successor: CertificateRow
 <section class="card">
   <h2>${t('save.importTitle')}</h2>
   ${importSteps(ctx, p.platform)}
-  <p>${t('save.afterImport')}</p>
-  <p><a href="/help/import">${t('common.helpImport')}</a> · <a href="/help/delete-old">${t('common.helpDelete')}</a></p>
-  <p class="muted">${raw(t('save.modern', { link: modern.value }))}</p>
+  <p id="after-import">${t(firefox ? 'save.afterImport.firefox' : 'save.afterImport')}</p>
+  <p><a href="/help/import${back}">${t('common.helpImport')}</a> · <a href="/help/delete-old${back}" id="help-delete-link">${t('common.helpDelete')}</a></p>
+  <p class="muted" id="modern-line">${raw(t('save.modern', { link: modern.value }))}</p>
 </section>
-<section class="card"><h2>${t('save.newCertificate')}</h2>${certificateCard(t, p.successor, p.now, 'new-certificate')}</section>`,
+${certificatePairTable(ctx, p.pair, p.platform)}
+${
+  firefox
+    ? html`<section class="card" id="delete-old"><h2>${t('help.delete.title')}</h2>${deleteSteps(ctx, 'firefox')}</section>`
+    : html`<details class="card" id="delete-old"><summary>${t('help.delete.title')}</summary>${deleteSteps(ctx, p.platform)}</details>`
+}
+<section class="card"><h2>${t('save.newCertificate')}</h2>${certificateCard(t, p.pair.new, p.now, 'new-certificate')}</section>`,
   );
 }
