@@ -7,6 +7,7 @@ const tools = [
   ['pk12util', [], 'libnss3-tools'],
   ['certutil', ['-H'], 'libnss3-tools'],
   ['/usr/bin/chromium', ['--version'], 'chromium'],
+  ['/usr/bin/firefox-esr', ['--version'], 'firefox-esr'],
   ['/usr/sbin/nginx', ['-v'], 'nginx'],
 ];
 const missing = tools.filter(([cmd, args]) => spawnSync(cmd, args, { stdio: 'ignore' }).error);

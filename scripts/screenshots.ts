@@ -53,7 +53,7 @@ async function main() {
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-p12')]);
     const p12 = path.join(dir, download.suggestedFilename());
     await download.saveAs(p12);
-    await Promise.all([page.waitForURL('**/renewal/package/password'), page.click('#reveal-password')]);
+    await Promise.all([page.waitForURL(/\/renewal\/package#password$/), page.click('#reveal-password')]);
     const password = (await page.textContent('#p12-password'))!.trim();
     await shot(page, '05-renewal-save');
     await page.goto(origin + '/home');

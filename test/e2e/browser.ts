@@ -158,7 +158,7 @@ function writeAutoSelectRule(userDataDir: string, origin: string, issuerCn: stri
   fs.writeFileSync(path.join(userDataDir, 'Default', 'Preferences'), JSON.stringify(prefs));
 }
 
-function nss(tool: string, args: string[]): void {
+export function nss(tool: string, args: string[]): void {
   // No stdin: a tool that wants a password it was not given fails at once instead of waiting on a prompt.
   const r = spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
   if (r.error) throw new Error(`${tool}: ${r.error.message} (Debian: apt-get install libnss3-tools)`);

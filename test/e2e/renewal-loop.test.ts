@@ -82,8 +82,16 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
   const p12 = path.join(files, 'renewed.p12');
   await download.saveAs(p12);
 
-  await Promise.all([page.waitForURL('**/renewal/package/password'), page.getByRole('button', { name: '確認する', exact: true }).click()]);
+  await Promise.all([page.waitForURL(/\/renewal\/package#password$/), page.getByRole('button', { name: '確認する', exact: true }).click()]);
   const password = (await page.innerText('#p12-password')).trim();
+  // The help from the save screen and Back: the same screen with the password, no resubmission.
+  await Promise.all([page.waitForURL('**/help/delete-old?back=*'), page.locator('#help-delete-link').click()]);
+  assert.match(await page.innerText('.user-menu summary'), /yamada/, 'the help keeps the user menu');
+  assert.match(await page.innerText('#pair-new'), /:/);
+  await page.goBack();
+  assert.equal((await page.innerText('#p12-password')).trim(), password, 'Back shows the save screen again');
+  await page.reload();
+  assert.equal((await page.innerText('#p12-password')).trim(), password, 'so does a reload');
   assert.match(password, /^[A-Z2-9]{5}(-[A-Z2-9]{5}){3}$/);
   await page.getByRole('button', { name: 'コピーする', exact: true }).click();
   await page.waitForFunction(() => document.getElementById('copy-status')?.textContent !== '');
@@ -93,7 +101,11 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
   bw.importP12(p12, password);
   // Same context: Chromium keeps presenting the old certificate, and home says the new one is not in use.
   await page.goto(front.url + 'home');
-  assert.match(await page.innerText('#not-in-use'), /ブラウザをすべて閉じて/);
+  const advice = await page.innerText('#not-in-use');
+  assert.match(advice, /ブラウザをすべて閉じて/);
+  // The advice names the certificate to choose by the serial the browser shows.
+  const newSerial = (await page.innerText('#pair-new .serial')).trim();
+  assert.ok(advice.includes(newSerial), advice);
 
   // A restarted browser picks the later-expiring certificate: log in with it.
   await bw.restart();
@@ -101,6 +113,7 @@ test('the renewal loop in Chromium: 取得する → 開始する → こちら 
   await next.goto(front.url);
   const shown = await next.innerText('#certificate');
   assert.doesNotMatch(shown, new RegExp(displaySerial(old.serial)));
+  assert.ok(shown.includes(newSerial), 'both certificates in the store: the restarted Chromium presents the new one');
   await next.fill('#loginId', 'yamada');
   await next.fill('#password', PASSWORD);
   await Promise.all([next.waitForURL('**/institutions'), next.click('#login-submit')]);

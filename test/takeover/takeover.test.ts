@@ -75,7 +75,7 @@ async function renewThroughPortal(c: TlsClient): Promise<{ p12: Buffer; password
   assert.match(save.text, /id="download-p12"[^>]*>こちら</);
   const dl = await c.get('/renewal/package/download');
   assert.equal(dl.status, 200);
-  const revealed = await c.submit(save, '/renewal/package/password');
+  const revealed = await c.follow(await c.submit(save, '/renewal/package/password'));
   const password = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
   assert.ok(password);
   return { p12: dl.body, password };

@@ -36,7 +36,7 @@ test('the request log of a full renewal holds no password, package password, key
   const confirm = await c.get('/renewal/confirm');
   assert.match(check.text + confirm.text, /開始する/);
   const save = await c.follow(await c.submit(confirm, '/renewal'));
-  const revealed = await c.submit(save, '/renewal/package/password');
+  const revealed = await c.follow(await c.submit(save, '/renewal/package/password'));
   const packagePassword = /id="p12-password" class="password">([^<]+)</.exec(revealed.text)?.[1];
   assert.ok(packagePassword);
   const file = await c.get('/renewal/package/download');
