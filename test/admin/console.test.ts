@@ -53,6 +53,13 @@ for (const dialect of testDialects()) {
       assert.match(detail.text, /id="lineage"/);
       const successor = await db.selectFrom('certificates').select('serial').where('predecessor_id', '=', renewed.row.id).executeTakeFirstOrThrow();
       assert.match(detail.text, new RegExp(`/admin/certificates/${successor.serial}`));
+      assert.match(detail.text, /id="renewal-taken-up">まだポータルで使われていません</);
+      assert.match(detail.text, /id="renewal-client-fetched">—</);
+      // ORCA's desktop client fetches the package with the old certificate: the console says when and which.
+      const desktop = w.client(renewed);
+      const started = await desktop.request('POST', '/api/cert', { json: {}, headers: { 'user-agent': 'Java/17.0.12' } });
+      assert.equal((await desktop.request('GET', new URL(started.json().uri as string).pathname, { headers: { 'user-agent': 'Java/17.0.12' } })).status, 200);
+      assert.match((await c.get(`/admin/certificates/${renewed.row.serial}`)).text, /id="renewal-client-fetched">\d{4}-\d\d-\d\d \d\d:\d\d \(<code>Java\/17\.0\.12<\/code>\)</);
       assert.equal((await c.get('/admin/certificates/zzzz')).status, 400);
       const revokedOnly = await c.get('/admin/certificates?status=revoked');
       assert.doesNotMatch(revokedOnly.text, new RegExp(soon.row.serial));
