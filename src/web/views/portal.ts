@@ -190,7 +190,7 @@ export function renewalSavePage(ctx: PageContext, p: { pair: CertificatePair; no
 ${certificatePairTable(ctx, p.pair, p.platform)}
 ${
   firefox
-    ? html`<section class="card" id="delete-old"><h2>${t('help.delete.title')}</h2>${deleteSteps(ctx, 'firefox')}</section>`
+    ? html`<section class="card" id="delete-old"><h2>${t('help.delete.title')}</h2>${deleteSteps(ctx, 'firefox', { onlyYours: true })}</section>`
     : html`<details class="card" id="delete-old"><summary>${t('help.delete.title')}</summary>${deleteSteps(ctx, p.platform)}</details>`
 }
 <section class="card"><h2>${t('save.newCertificate')}</h2>${certificateCard(t, p.pair.new, p.now, 'new-certificate')}</section>`,

@@ -21,7 +21,7 @@ export function importSteps(ctx: PageContext, platform: Platform) {
 }
 
 /** How to delete the old certificate, one block per store, the user's own first. */
-export function deleteSteps(ctx: PageContext, platform: Platform) {
+export function deleteSteps(ctx: PageContext, platform: Platform, opts: { onlyYours?: boolean } = {}) {
   const { t } = ctx;
   const block = (key: 'windows' | 'mac' | 'firefox', steps: string[], after = '') =>
     html`<section class="steps${platform === key ? ' yours' : ''}" id="delete-${key}"><h3>${t(`steps.${key}`)}${platform === key ? html` <span class="tag">${t('save.forYou')}</span>` : ''}</h3><ol>${steps.map((s) => html`<li>${s}</li>`)}</ol>${after ? html`<p class="muted">${after}</p>` : ''}</section>`;
@@ -31,6 +31,6 @@ export function deleteSteps(ctx: PageContext, platform: Platform) {
     mac: block('mac', [t('help.delete.mac1'), t('help.delete.mac2')]),
   };
   const order: ('windows' | 'mac' | 'firefox')[] = platform === 'mac' ? ['mac', 'windows', 'firefox'] : platform === 'firefox' ? ['firefox', 'windows', 'mac'] : ['windows', 'firefox', 'mac'];
-  return html`${order.map((k) => sections[k])}`;
+  return html`${(opts.onlyYours && platform !== 'other' ? [platform] : order).map((k) => sections[k])}`;
 }
 
