@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { sessionsChanged } from '../identity/sessions.js';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
 import type { CertificateRow, IssuedVia, Tenant } from '../db/schema.js';
@@ -278,6 +279,8 @@ export async function revokeCertificate(
       frontier = next.map((s) => s.id);
     }
   });
+  // Their sessions are gone: after the commit, so no check in between can cache them again.
+  sessionsChanged();
   return { ...(await getCertificate(deps, row.serial)), alsoRevoked };
 }
 

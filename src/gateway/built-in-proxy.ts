@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
 import type { AppDeps } from '../web/context.js';
 import { SECURITY_HEADERS } from '../web/security-headers.js';
-import { forwardAuth, gatewayDeps } from './forward-auth.js';
+import { forwardAuth, forwardAuthCache, gatewayDeps } from './forward-auth.js';
 
 /**
  * Direct mode without nginx: Kenshin itself fronts the application at KENSHIN_UPSTREAM_URL
@@ -22,9 +22,10 @@ export const isForwardedHeader = (name: string) => name.startsWith('x-kenshin-')
 
 export async function builtInProxy(app: FastifyInstance, deps: AppDeps, upstream: string): Promise<void> {
   const gw = gatewayDeps(deps);
+  const decisions = forwardAuthCache(app);
   /** true: on to the application (headers kept for rewriteRequestHeaders); false: answered (login redirect, 403). */
   const decide = async (req: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
-    const r = await forwardAuth(deps, gw, req, { method: req.method, uri: req.url });
+    const r = await forwardAuth(deps, gw, decisions, req, { method: req.method, uri: req.url });
     if (r.ok) {
       passed.set(req, { ...r.headers, 'x-ssl-client-cert': encodeURIComponent(r.cert.pem) });
       return true;

@@ -5,7 +5,7 @@ import { publicBase } from '../web/public-url.js';
 import { markTakenUp } from '../renewal/service.js';
 import { gatewayIdentity } from './identity.js';
 import { jwksAt } from './signing-key.js';
-import { forwardAuth, gatewayDeps } from './forward-auth.js';
+import { forwardAuth, forwardAuthCache, gatewayDeps } from './forward-auth.js';
 
 /**
  * Kenshin in front of another web application (like oauth2-proxy or Pomerium, with the clinic's
@@ -20,10 +20,11 @@ import { forwardAuth, gatewayDeps } from './forward-auth.js';
 export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
   const config = deps.runtime.config;
   const gw = gatewayDeps(deps);
+  const decisions = forwardAuthCache(app);
 
   app.get('/auth/verify', async (req, reply) => {
     // The proxy's copy of what the browser asked for (first value of each).
-    const r = await forwardAuth(deps, gw, req, { method: first(req.headers['x-forwarded-method']), uri: first(req.headers['x-forwarded-uri']) ?? first(req.headers['x-original-uri']) });
+    const r = await forwardAuth(deps, gw, decisions, req, { method: first(req.headers['x-forwarded-method']), uri: first(req.headers['x-forwarded-uri']) ?? first(req.headers['x-original-uri']) });
     reply.header('Cache-Control', 'no-store');
     if (r.ok) return reply.code(200).headers(r.headers).send();
     // nginx: auth_request_set $kenshin_login $upstream_http_x_kenshin_login; error_page 401 → there.

@@ -21,7 +21,22 @@ function expired(s: Pick<Session, 'created_at' | 'last_seen_at'>, now: Date, pol
   return now.getTime() - new Date(s.last_seen_at).getTime() > policy.idleMinutes * 60_000 || now.getTime() - new Date(s.created_at).getTime() > policy.maxHours * 3_600_000;
 }
 
-const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Told when sessions change in this process: one (by id hash) or, when undefined, any number (a
+ * user locked, a certificate revoked). The gateway's decision cache listens, so a logout or a
+ * 健診機関 change is seen by the very next application request, not a cache lifetime later.
+ */
+type SessionListener = (idHash: string | undefined) => void;
+const listeners = new Set<SessionListener>();
+export function onSessionsChanged(listener: SessionListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+export function sessionsChanged(idHash?: string): void {
+  for (const l of listeners) l(idHash);
+}
 
 export async function createSession(db: Db, clock: Clock, input: { userId: number; certificateId: number; institutionId: number | null }): Promise<{ token: string; session: Session }> {
   const token = randomBytes(32).toString('base64url');
@@ -57,16 +72,21 @@ export async function loadSession(db: Db, clock: Clock, token: string | undefine
 
 export async function updateSession(db: Db, session: Session, changes: Partial<Pick<Session, 'institution_id' | 'renewal_deferred'>>): Promise<Session> {
   await db.updateTable('sessions').set(changes).where('id_hash', '=', session.id_hash).execute();
+  sessionsChanged(session.id_hash);
   return { ...session, ...changes };
 }
 
 export async function endSession(db: Db, session: Pick<Session, 'id_hash'>): Promise<void> {
   await db.deleteFrom('sessions').where('id_hash', '=', session.id_hash).execute();
+  sessionsChanged(session.id_hash);
 }
 
 /** The session behind a cookie value, whatever its state: to end it (logout, a new login). */
 export async function endSessionByToken(db: Db, token: string | undefined): Promise<void> {
-  if (token) await db.deleteFrom('sessions').where('id_hash', '=', hashToken(token)).execute();
+  if (!token) return;
+  const idHash = hashToken(token);
+  await db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  sessionsChanged(idHash);
 }
 
 /** Housekeeping: deletes the sessions that are idle too long or past their absolute lifetime. */

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { sessionsChanged } from '../identity/sessions.js';
 import { isUniqueViolation } from '../db/database.js';
 import { tenantCodeIs, tenantCodeKey } from '../db/tenant-code.js';
 import type { Clock } from '../clock.js';
@@ -145,6 +146,8 @@ export async function setUserLocked(deps: TenancyDeps, tenantCode: string, login
     if (locked) await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
     await appendAudit(trx, now, { actor, action: locked ? 'user.locked' : 'user.unlocked', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId } });
   });
+  // After the commit: a check that ran meanwhile may have cached what was true before it.
+  sessionsChanged();
 }
 
 /** A new generated password, returned once to show to the operator; the old sessions end. */
@@ -158,6 +161,7 @@ export async function resetPassword(deps: TenancyDeps, tenantCode: string, login
     await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
     await appendAudit(trx, now, { actor, action: 'user.password_reset', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId } });
   });
+  sessionsChanged();
   return password;
 }
 
@@ -174,6 +178,8 @@ export async function setUserInstitutions(deps: TenancyDeps, tenantCode: string,
     if (found.length) await trx.insertInto('user_institutions').values(found.map((f) => ({ user_id: user.id, institution_id: f.id }))).execute();
     await appendAudit(trx, now, { actor, action: 'user.institutions_set', tenantId: user.tenant_id, target: `user:${loginId}`, details: { loginId, institutions: wanted } });
   });
+  // A 健診機関 taken away is refused by the gateway at the next request, not after its cache.
+  sessionsChanged();
 }
 
 /** 12 characters from a look-alike-free alphabet: read off a screen and typed once. */

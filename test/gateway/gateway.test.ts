@@ -6,7 +6,8 @@ import { makePortalWorld, loginAs, PASSWORD } from '../helpers/portal-world.js';
 import { testDialects } from '../helpers/databases.js';
 import type { TlsClient } from '../helpers/client.js';
 import { x509 } from '../../src/ca/x509.js';
-import { addTenant, addUser } from '../../src/tenancy/service.js';
+import { addTenant, addUser, setUserLocked } from '../../src/tenancy/service.js';
+import { TTL_MS as DECISION_TTL_MS } from '../../src/gateway/decision-cache.js';
 
 /**
  * Forward auth and the identity it hands an application, against the running portal (direct TLS,
@@ -157,6 +158,25 @@ for (const dialect of testDialects()) {
       assert.equal(r.headers['x-kenshin-role'], 'admin');
     });
 
+    test('a cached decision never outlives the session: logout and another 健診機関 are seen by the very next check', async () => {
+      const c = w.client(await w.cert(400));
+      const inst = await loginAs(c, 'yamada');
+      const ids = [...inst.text.matchAll(/name="institutionId" value="(\d+)" id="inst-(\d+)"/g)].map((m) => ({ id: m[1]!, number: m[2]! }));
+      await c.submit(inst, '/institutions', { institutionId: ids[0]!.id });
+      for (let i = 0; i < 3; i++) assert.equal((await verify(c)).headers['x-kenshin-institution'], ids[0]!.number, 'answered (and cached)');
+      // Back to 健診機関選択 in the portal and the other one: the application sees it at once.
+      const again = await c.get('/institutions');
+      await c.submit(again, '/institutions', { institutionId: ids[1]!.id });
+      assert.equal((await verify(c)).headers['x-kenshin-institution'], ids[1]!.number);
+      // Logout at Kenshin ends it for the application too, with no cache lifetime in between.
+      const home = await c.get('/institutions');
+      const token = c.cookies.get('kenshin_session')!;
+      await c.submit(home, '/logout');
+      // The browser dropped the cookie; an application tab still holding it must be refused too.
+      c.cookies.set('kenshin_session', token);
+      assert.equal((await verify(c)).status, 401);
+    });
+
     test('90 days or less: the renewal check comes first, 「あとで」 lets the user through to rd', async () => {
       const cert = await w.cert(60);
       const c = w.client(cert);
@@ -214,12 +234,24 @@ for (const dialect of testDialects()) {
       assert.equal(r.headers['x-kenshin-user'], undefined);
     });
 
-    test('a locked user is let through no more', async () => {
+    test('a locked user is let through no more: at once when locked here, within the cache lifetime when locked elsewhere', async () => {
       const c = w.client(await w.cert(400));
+      await loginAs(c, 'solo');
+      assert.equal((await verify(c)).status, 200);
+      // Through the service, as the console and the CLI lock: the very next check refuses.
+      await setUserLocked({ db, clock: w.clock }, 'T0001', 'solo', true, 'test');
+      try {
+        assert.equal((await verify(c)).status, 401);
+      } finally {
+        await setUserLocked({ db, clock: w.clock }, 'T0001', 'solo', false, 'test');
+      }
+      // Locked by another instance (straight in the shared database, no event here): refused once
+      // the cached decision is older than its lifetime.
       await loginAs(c, 'solo');
       assert.equal((await verify(c)).status, 200);
       await db.updateTable('users').set({ locked_at: w.clock.now().toISOString() }).where('login_id', '=', 'solo').execute();
       try {
+        await new Promise((r) => setTimeout(r, DECISION_TTL_MS + 50));
         assert.equal((await verify(c)).status, 401);
       } finally {
         await db.updateTable('users').set({ locked_at: null }).where('login_id', '=', 'solo').execute();
