@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import { sessionsChanged } from '../identity/sessions.js';
+import { certificatesChanged } from '../identity/peer.js';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
 import type { CertificateRow, IssuedVia, Tenant } from '../db/schema.js';
@@ -279,8 +280,9 @@ export async function revokeCertificate(
       frontier = next.map((s) => s.id);
     }
   });
-  // Their sessions are gone: after the commit, so no check in between can cache them again.
+  // Their sessions are gone, their rows changed: after the commit, so no check in between can cache them again.
   sessionsChanged();
+  certificatesChanged();
   return { ...(await getCertificate(deps, row.serial)), alsoRevoked };
 }
 

@@ -1,3 +1,4 @@
+import { certificatesChanged } from '../identity/peer.js';
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
@@ -337,5 +338,6 @@ export async function importCertificates(deps: { db: Db; clock: Clock; paths: Da
       await appendAudit(trx, now, { actor: req.actor, action: 'certificate.revoked', tenantId: r.tenantId, target: `certificate:${r.serial}`, details: { serial: r.serial, reason: r.reason, via: 'import', source: r.candidate.source, revokedAt: r.revokedAt.toISOString() } });
     }
   });
+  if (toRevoke.length) certificatesChanged();
   return report(all, [...newTenants.values()].map((t) => t.code), false);
 }

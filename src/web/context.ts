@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Runtime } from '../runtime.js';
 import type { RenewalDeps } from '../renewal/service.js';
 import type { Metrics } from '../metrics/registry.js';
-import type { PeerIdentity, PresentedCertificate } from '../identity/peer.js';
+import { fingerprintOf, type PeerIdentity, type PresentedCertificate } from '../identity/peer.js';
 import { signedByOneOf } from '../identity/issuers.js';
 import type { x509 } from '../ca/x509.js';
 import { translator, type Lang, type T } from './i18n/index.js';
@@ -58,6 +58,8 @@ export const presentedFromTls = (issuers: () => readonly x509.X509Certificate[])
     const der = peer?.raw ? new Uint8Array(peer.raw) : undefined;
     presented = Object.freeze({
       der,
+      // Once per connection, not per request.
+      fingerprint: der ? fingerprintOf(der) : undefined,
       chainVerified: socket.authorized === true,
       verifyError: err === undefined || err === null ? undefined : typeof err === 'string' ? err : ((err as { code?: string }).code ?? String(err)),
       verifyChain: async () => (der ? signedByOneOf(der, issuers()) : false),

@@ -67,6 +67,10 @@ export class OneLinePerRequest extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    // A forward-auth check that lets the request through comes before every application request
+    // and the proxy logs that request itself: at info level it would double the log and cost a
+    // tenth of the check. Refusals stay at info; LOG_LEVEL=debug shows every check.
+    else if (reply.statusCode === 200 && request.url.startsWith('/auth/verify')) reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 }

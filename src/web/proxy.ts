@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { x509 } from '../ca/x509.js';
-import type { PresentedCertificate } from '../identity/peer.js';
+import { fingerprintOf, type PresentedCertificate } from '../identity/peer.js';
 import { signedByOneOf } from '../identity/issuers.js';
 
 /**
@@ -72,9 +72,27 @@ export interface ProxyIdentity {
   presented(req: FastifyRequest): PresentedCertificate;
 }
 
+/**
+ * Header values already parsed: the proxy sends the same certificate on every request of a
+ * connection and of every connection of that PC. Decoding the PEM and hashing the DER each time was
+ * a visible share of a forward-auth check. Bounded; oldest out first.
+ */
+const PARSED_MAX = 2_000;
+
 export function presentedFromProxy(opts: ProxyIdentityOptions): ProxyIdentity {
   const trusted = trustedAddresses(opts.trustedProxies);
   const decided = new WeakMap<object, boolean>();
+  const parsed = new Map<string, { der: Uint8Array; fingerprint: string } | null>();
+  const parse = (value: string) => {
+    let hit = parsed.get(value);
+    if (hit === undefined) {
+      const der = certificateFromHeader(value);
+      hit = der ? { der, fingerprint: fingerprintOf(der) } : null;
+      if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+      parsed.set(value, hit);
+    }
+    return hit;
+  };
   return {
     accept(socket, listener) {
       decided.set(socket, listener === 'unix' || isTrustedAddress(trusted, socket.remoteAddress));
@@ -84,10 +102,12 @@ export function presentedFromProxy(opts: ProxyIdentityOptions): ProxyIdentity {
       const value = Array.isArray(raw) ? raw[0] : raw;
       // A connection that was not seen being accepted is not trusted either.
       if (value === undefined || decided.get(req.raw.socket) !== true) return { der: undefined, chainVerified: false };
-      const der = certificateFromHeader(value);
-      if (!der) return { der: undefined, chainVerified: false };
+      const hit = parse(value);
+      if (!hit) return { der: undefined, chainVerified: false };
+      const { der, fingerprint } = hit;
       return {
         der,
+        fingerprint,
         chainVerified: false,
         // Only asked when the DER is not in our database (the rare path): is it ours at all?
         verifyChain: () => signedByOneOf(der, opts.issuers()),

@@ -43,3 +43,24 @@ test('the request log of forward auth holds no signing key, no assertion and no 
   for (const a of [...assertions, next]) assert.ok(!log.includes(a.split('.')[2]!), 'an assertion');
   assert.ok(!log.includes(c.cookies.get('kenshin_session')!), 'the session token');
 });
+
+test('at info level a check that lets the request through writes no line (the proxy logs that request); a refusal does', async () => {
+  const w = await makePortalWorld('sqlite', { KENSHIN_LOG_LEVEL: 'info' });
+  const lines: string[] = [];
+  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)), done()) });
+  const server = await startServer(w.config, { clock: w.clock, logStream: sink });
+  w.onClose(() => server.close());
+  const cert = await w.cert(400);
+  const c = new TlsClient(server.url, w.ca, { file: cert.file, password: cert.password });
+  await loginAs(c, 'solo');
+  const checks = () => lines.filter((l) => l.includes('/auth/verify'));
+  assert.equal((await c.request('GET', '/auth/verify')).status, 200);
+  assert.equal(checks().length, 0);
+  const stranger = new TlsClient(server.url, w.ca, { file: cert.file, password: cert.password });
+  assert.equal((await stranger.request('GET', '/auth/verify')).status, 401);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(checks().length, 1);
+  assert.equal(JSON.parse(checks()[0]!).res.statusCode, 401);
+  // The line names the peer as the socket gave it, without parsing proxy headers.
+  assert.equal(typeof JSON.parse(checks()[0]!).req.remoteAddress, 'string');
+});
