@@ -48,19 +48,34 @@ export interface DecisionCache {
 }
 
 export function decisionCache(ttlMs = TTL_MS): DecisionCache {
-  // By session (the hash the database keeps, never the token): one entry each, for its certificate.
-  const entries = new Map<string, Entry>();
-  const stop = onSessionsChanged((idHash) => (idHash === undefined ? entries.clear() : entries.delete(idHash)));
+  // By the cookie's token, so a hit costs no hash; by the session's id hash (what the database and
+  // the change events know) to drop it. Both live only in this process's memory, like the session
+  // cookie in the request being answered.
+  const entries = new Map<string, Entry & { idHash: string }>();
+  const tokenOf = new Map<string, string>();
+  const drop = (token: string) => {
+    const e = entries.get(token);
+    if (e) tokenOf.delete(e.idHash);
+    entries.delete(token);
+  };
+  const stop = onSessionsChanged((idHash) => {
+    if (idHash === undefined) {
+      entries.clear();
+      tokenOf.clear();
+      return;
+    }
+    const token = tokenOf.get(idHash);
+    if (token !== undefined) drop(token);
+  });
   return {
     get(token, certificateId, when) {
       if (ttlMs <= 0) return undefined;
-      const key = hashToken(token);
-      const e = entries.get(key);
+      const e = entries.get(token);
       if (!e) return undefined;
       const fresh = when.tick - e.tick < ttlMs && when.at >= e.at && when.at - e.at < ttlMs && when.kid === e.kid;
       // Another certificate with this cookie: not ours to answer; the full check ends the session.
       if (!fresh || e.certificateId !== certificateId) {
-        entries.delete(key);
+        drop(token);
         return undefined;
       }
       return e.headers;
@@ -68,8 +83,11 @@ export function decisionCache(ttlMs = TTL_MS): DecisionCache {
     set(token, certificateId, headers, when) {
       if (ttlMs <= 0) return;
       // Oldest first out: a Map iterates in insertion order.
-      if (entries.size >= MAX_ENTRIES) entries.delete(entries.keys().next().value!);
-      entries.set(hashToken(token), { certificateId, tick: when.tick, at: when.at, kid: when.kid, headers });
+      if (entries.size >= MAX_ENTRIES) drop(entries.keys().next().value!);
+      drop(token);
+      const idHash = hashToken(token);
+      entries.set(token, { idHash, certificateId, tick: when.tick, at: when.at, kid: when.kid, headers });
+      tokenOf.set(idHash, token);
     },
     close: () => void stop(),
   };
