@@ -14,7 +14,7 @@ import { errorPage } from '../web/views/refusal.js';
 import { isRefusal } from '../errors.js';
 import { body, LIMIT, params, query as querySchema } from '../web/input.js';
 import { publishCrlsFor } from '../certificates/crl-set.js';
-import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, type IssueHooks } from '../certificates/service.js';
+import { getCertificate, issueCertificate, listCertificatePage, reissueCertificate, revokeCertificate, type IssueHooks } from '../certificates/service.js';
 
 /**
  * The operator console (/admin). Operators log in like everyone else (their own client certificate
@@ -37,14 +37,16 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
 
   const serialParam = params({ serial: LIMIT.serial });
-  app.get('/admin/certificates', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, within: LIMIT.word, status: LIMIT.word }) } }, async (req, reply) => {
+  const CERTIFICATES_PER_PAGE = 100;
+  app.get('/admin/certificates', { schema: { querystring: querySchema({ tenant: LIMIT.tenantCode, within: LIMIT.word, status: LIMIT.word, q: LIMIT.search, after: LIMIT.cursor }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
     const q = query(req);
     const within = q.within && /^\d+$/.test(q.within) ? Number(q.within) : undefined;
     const status = (['active', 'expired', 'revoked', 'not_yet_valid'] as const).find((x) => x === q.status);
-    const rows = await listCertificates({ db, clock }, { tenantCode: q.tenant, expiringWithinDays: within, status });
-    return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { rows, tenant: q.tenant ?? '', within: q.within ?? '', status: status ?? '' }));
+    // A page at a time: at a million certificates the whole list is no screen (it was all of it).
+    const page = await listCertificatePage({ db, clock }, { tenantCode: q.tenant || undefined, expiringWithinDays: within, status, search: q.q, cursor: q.after || undefined, limit: CERTIFICATES_PER_PAGE });
+    return sendPage(reply, 200, certificatesPage(ctxOf(req, p), { ...page, tenant: q.tenant ?? '', within: q.within ?? '', status: status ?? '', search: q.q ?? '', first: !q.after }));
   });
 
   app.get('/admin/certificates/:serial', { schema: { params: serialParam } }, async (req, reply) => {
@@ -189,7 +191,8 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
   }
 
-  const auditQuery = querySchema({ tenant: LIMIT.tenantCode, actor: LIMIT.search, action: LIMIT.search, from: LIMIT.date, to: LIMIT.date, format: LIMIT.word });
+  const auditQuery = querySchema({ tenant: LIMIT.tenantCode, actor: LIMIT.search, action: LIMIT.search, from: LIMIT.date, to: LIMIT.date, format: LIMIT.word, before: LIMIT.cursor });
+  const EVENTS_PER_PAGE = 500;
   app.get('/admin/audit', { schema: { querystring: auditQuery } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
@@ -199,7 +202,9 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
       const csv = Readable.from(auditCsvStream(db, filter, { bom: true }));
       return reply.type('text/csv; charset=utf-8').header('Content-Disposition', 'attachment; filename="kenshin-audit.csv"').header('Cache-Control', 'no-store').send(csv);
     }
-    const rows = await searchAudit(db, filter, 500);
-    return sendPage(reply, 200, auditPage(ctxOf(req, p), { rows, query: q }));
+    const before = q.before && /^\d{1,15}$/.test(q.before) ? Number(q.before) : undefined;
+    const rows = await searchAudit(db, filter, EVENTS_PER_PAGE, before);
+    const older = rows.length === EVENTS_PER_PAGE ? rows[rows.length - 1]!.id : undefined;
+    return sendPage(reply, 200, auditPage(ctxOf(req, p), { rows, query: q, older }));
   });
 }

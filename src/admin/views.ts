@@ -56,20 +56,25 @@ ${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.t
   );
 }
 
-export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[]; tenant: string; within: string; status: string }) {
+export function certificatesPage(ctx: PageContext, p: { rows: CertificateView[]; next: string | undefined; tenant: string; within: string; status: string; search: string; first: boolean }) {
   const { t } = ctx;
+  const filters = { tenant: p.tenant, within: p.within, status: p.status, q: p.search };
+  const link = (extra: Record<string, string>) => '/admin/certificates?' + new URLSearchParams(Object.entries({ ...filters, ...extra }).filter(([, v]) => v !== '')).toString();
   return adminLayout(
     ctx,
     t('admin.nav.certificates'),
     html`<p class="actions"><a class="button primary" href="/admin/certificates/new" id="issue-link">${t('admin.issue')}</a></p><form method="get" action="/admin/certificates" class="card inline-form">
-  <label>${t('admin.tenant')} <input name="tenant" value="${p.tenant}"></label>
+  <label>${t('admin.search')} <input name="q" value="${p.search}" size="24" placeholder="${t('admin.searchHint')}" id="certificate-search"></label>
+  <label>${t('admin.tenant')} <input name="tenant" value="${p.tenant}" size="8"></label>
   <label>${t('admin.withinDays')} <input name="within" value="${p.within}" inputmode="numeric" size="4"></label>
   <label>${t('admin.status')} <select name="status"><option value="">${t('admin.all')}</option>${(['active', 'expired', 'revoked', 'not_yet_valid'] as const).map((s) => html`<option value="${s}"${p.status === s ? html` selected` : ''}>${t(`cert.status.${s}`)}</option>`)}</select></label>
   <button type="submit">${t('admin.filter')}</button>
 </form>
 <table class="list" id="certificates"><thead><tr><th>${t('cert.serial')}</th><th>${t('admin.tenant')}</th><th>${t('cert.status')}</th><th>${t('cert.notAfter')}</th><th>${t('cert.daysLeft')}</th></tr></thead><tbody>
 ${p.rows.map((c) => html`<tr><td><a href="/admin/certificates/${c.serial}"><code>${displaySerial(c.serial)}</code></a></td><td>${c.tenantCode}</td><td>${t(`cert.status.${c.status}`)}</td><td>${date(c.notAfter)}</td><td>${c.daysLeft}</td></tr>`)}
-</tbody></table>`,
+</tbody></table>
+${p.rows.length === 0 ? html`<p class="muted" id="no-certificates">${t('admin.noCertificates')}</p>` : ''}
+<p class="actions pager">${p.first ? '' : html`<a class="button" href="${link({})}" id="page-first">${t('admin.firstPage')}</a>`}${p.next ? html`<a class="button" href="${link({ after: p.next })}" id="page-next">${t('admin.nextCertificates')}</a>` : ''}</p>`,
   );
 }
 
@@ -110,10 +115,12 @@ ${
   );
 }
 
-export function auditPage(ctx: PageContext, p: { rows: (AuditEvent & { tenant_code: string | null })[]; query: Record<string, string> }) {
+export function auditPage(ctx: PageContext, p: { rows: (AuditEvent & { tenant_code: string | null })[]; query: Record<string, string>; older?: number | undefined }) {
   const { t } = ctx;
-  const q = p.query;
+  // The filters alone: the page's own cursor and the CSV switch are not carried into its links.
+  const q = Object.fromEntries(Object.entries(p.query).filter(([k]) => k !== 'before' && k !== 'format'));
   const csv = '/admin/audit?' + new URLSearchParams({ ...q, format: 'csv' }).toString();
+  const olderLink = p.older === undefined ? undefined : '/admin/audit?' + new URLSearchParams({ ...q, before: String(p.older) }).toString();
   return adminLayout(
     ctx,
     t('admin.nav.audit'),
@@ -126,7 +133,8 @@ export function auditPage(ctx: PageContext, p: { rows: (AuditEvent & { tenant_co
 </form>
 <table class="list" id="audit"><thead><tr><th>${t('admin.at')}</th><th>${t('admin.tenant')}</th><th>${t('admin.actor')}</th><th>${t('admin.action')}</th><th>${t('admin.target')}</th></tr></thead><tbody>
 ${p.rows.map((r) => html`<tr><td>${dateTime(r.at)}</td><td>${r.tenant_code ?? '—'}</td><td>${r.actor}</td><td><code>${r.action}</code></td><td>${r.target ?? ''}</td></tr>`)}
-</tbody></table>`,
+</tbody></table>
+${olderLink ? html`<p class="actions pager"><a class="button" href="${olderLink}" id="audit-older">${t('admin.olderEvents')}</a></p>` : ''}`,
   );
 }
 

@@ -33,8 +33,10 @@ function filtered(db: Db, f: AuditFilter) {
   return q;
 }
 
-export async function searchAudit(db: Db, f: AuditFilter, limit = 500): Promise<AuditRow[]> {
-  return filtered(db, f).limit(limit).execute();
+/** One page, newest first; `before`: the last id of the previous page (keyset, like auditPages). */
+export async function searchAudit(db: Db, f: AuditFilter, limit = 500, before?: number): Promise<AuditRow[]> {
+  const q = filtered(db, f).limit(limit);
+  return (before === undefined ? q : q.where('a.id', '<', before)).execute();
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import { sessionsChanged } from '../identity/sessions.js';
+import { tenantCodeIs, tenantCodeKey } from '../db/tenant-code.js';
 import { certificatesChanged } from '../identity/peer.js';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
@@ -171,16 +172,20 @@ export interface CertificateView {
   successorSerials: string[];
 }
 
-export async function listCertificates(
-  deps: Pick<CertificateDeps, 'db' | 'clock'>,
-  filter: {
-    tenantCode?: string | undefined;
-    expiringWithinDays?: number | undefined;
-    status?: EffectiveStatus | undefined;
-    /** At most this many, soonest expiry first (a page); all when unset. */
-    limit?: number | undefined;
-  },
-): Promise<CertificateView[]> {
+export interface CertificateFilter {
+  tenantCode?: string | undefined;
+  expiringWithinDays?: number | undefined;
+  status?: EffectiveStatus | undefined;
+  /**
+   * What an operator types in the search box: a 機関番号 (10 digits: that institution's tenant), a
+   * serial or its beginning (hex, colons allowed, as browsers show it), or a tenant code or part of a
+   * tenant name.
+   */
+  search?: string | undefined;
+}
+
+/** Soonest expiry first; `id` breaks ties, so the order is total and a cursor is exact. */
+function certificateQuery(deps: Pick<CertificateDeps, 'db' | 'clock'>, filter: CertificateFilter, tenantId: number | undefined) {
   const now = deps.clock.now();
   let q = deps.db
     .selectFrom('certificates as c')
@@ -189,13 +194,10 @@ export async function listCertificates(
     // Only what a list shows: the PEM and subject DER are most of a row's bytes, and a list of
     // tens of thousands of rows (all expiring within 90 days, say) spent most of its time reading them.
     .select(VIEW_COLUMNS.map((col) => `c.${col}` as const))
-    .select(['t.code as tenant_code', 't.name as tenant_name', 'p.serial as predecessor_serial'])
+    .select(['c.id as row_id', 't.code as tenant_code', 't.name as tenant_name', 'p.serial as predecessor_serial'])
     .orderBy('c.not_after', 'asc')
     .orderBy('c.id', 'asc');
-  if (filter.tenantCode !== undefined) {
-    const tenant = await findTenant(deps.db, validTenantCode(filter.tenantCode));
-    q = q.where('c.tenant_id', '=', tenant.id);
-  }
+  if (tenantId !== undefined) q = q.where('c.tenant_id', '=', tenantId);
   if (filter.expiringWithinDays !== undefined) {
     const d = filter.expiringWithinDays;
     if (!Number.isInteger(d) || d < 0 || d > 3660) throw invalidInput('expiring-within', 'must be a whole number of days from 0 to 3660');
@@ -211,12 +213,86 @@ export async function listCertificates(
   if (filter.status === 'expired') q = q.where('c.status', '=', 'active').where('c.not_after', '<=', nowIso);
   if (filter.status === 'not_yet_valid') q = q.where('c.status', '=', 'active').where('c.not_before', '>', nowIso);
   if (filter.status === 'active') q = q.where('c.status', '=', 'active').where('c.not_after', '>', nowIso).where('c.not_before', '<=', nowIso);
+  const search = filter.search?.trim();
+  if (search) {
+    if (search.length > 128) throw invalidInput('search', 'is longer than 128 characters');
+    const serial = /^[0-9a-fA-F:\s]{2,}$/.test(search) ? normaliseSerial(search) : undefined;
+    const number = /^\d{10}$/.test(search) ? search : undefined;
+    const text = search.replace(/[%_\\]/g, '');
+    q = q.where((eb) =>
+      eb.or([
+        // A serial prefix as an index range on the unique serial index: [prefix, prefix with its
+        // last digit + 1). Stored serials are lower-case hex without leading zeros (normaliseSerial).
+        ...(serial ? [eb.and([eb('c.serial', '>=', serial), eb('c.serial', '<', serial.slice(0, -1) + String.fromCharCode(serial.charCodeAt(serial.length - 1) + 1))])] : []),
+        ...(number ? [eb('c.tenant_id', 'in', eb.selectFrom('institutions').select('tenant_id').where('number', '=', number))] : []),
+        eb('c.tenant_id', 'in', eb.selectFrom('tenants').select('id').where((t) => t.or([t(tenantCodeIs('code'), '=', tenantCodeKey(text)), t('name', 'like', `%${text}%`)]))),
+      ]),
+    );
+  }
+  return q;
+}
+
+const tenantIdOf = async (db: Db, code: string | undefined) => (code === undefined ? undefined : (await findTenant(db, validTenantCode(code))).id);
+
+export async function listCertificates(
+  deps: Pick<CertificateDeps, 'db' | 'clock'>,
+  filter: CertificateFilter & {
+    /** At most this many, soonest expiry first (a page); all when unset. */
+    limit?: number | undefined;
+  },
+): Promise<CertificateView[]> {
+  const now = deps.clock.now();
+  let q = certificateQuery(deps, filter, await tenantIdOf(deps.db, filter.tenantCode));
   if (filter.limit !== undefined) {
     if (!Number.isInteger(filter.limit) || filter.limit < 1) throw invalidInput('limit', 'must be a whole number of at least 1');
     q = q.limit(filter.limit);
   }
   const rows = await q.execute();
   return rows.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now));
+}
+
+export interface CertificatePage {
+  rows: CertificateView[];
+  /** The cursor of the next page; undefined on the last one. */
+  next: string | undefined;
+}
+
+/** An opaque cursor: the last row's expiry and id (base64url), so the next page is an index range, never an OFFSET. */
+const encodeCursor = (notAfter: string, id: number) => Buffer.from(`${notAfter}|${id}`).toString('base64url');
+function decodeCursor(cursor: string): { notAfter: string; id: number } {
+  const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z)\|(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!m || cursor.length > 100) throw invalidInput('cursor', 'is not a cursor this list gave out');
+  return { notAfter: m[1]!, id: Number(m[2]) };
+}
+
+/**
+ * One page of the list, and the cursor of the next. Keyset (rows after the last one seen, in the
+ * list's own order) instead of OFFSET: page 10,000 of a million certificates costs what page 1 does,
+ * and certificates issued meanwhile cannot shift a page under the reader.
+ */
+export async function listCertificatePage(deps: Pick<CertificateDeps, 'db' | 'clock'>, filter: CertificateFilter & { cursor?: string | undefined; limit: number }): Promise<CertificatePage> {
+  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 10_000) throw invalidInput('limit', 'must be a whole number from 1 to 10000');
+  const now = deps.clock.now();
+  let q = certificateQuery(deps, filter, await tenantIdOf(deps.db, filter.tenantCode)).limit(filter.limit + 1);
+  if (filter.cursor) {
+    const after = decodeCursor(filter.cursor);
+    q = q.where((eb) => eb.or([eb('c.not_after', '>', after.notAfter), eb.and([eb('c.not_after', '=', after.notAfter), eb('c.id', '>', after.id)])]));
+  }
+  const rows = await q.execute();
+  const more = rows.length > filter.limit;
+  const page = more ? rows.slice(0, filter.limit) : rows;
+  const last = page[page.length - 1];
+  return { rows: page.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now)), next: more && last ? encodeCursor(last.not_after, last.row_id) : undefined };
+}
+
+/** Every page in turn, for `kenshin cert list --all` and exports: memory stays at one page. */
+export async function* certificatePages(deps: Pick<CertificateDeps, 'db' | 'clock'>, filter: CertificateFilter, pageSize = 1000): AsyncGenerator<CertificateView[]> {
+  let cursor: string | undefined;
+  do {
+    const page = await listCertificatePage(deps, { ...filter, cursor, limit: pageSize });
+    if (page.rows.length) yield page.rows;
+    cursor = page.next;
+  } while (cursor);
 }
 
 /**

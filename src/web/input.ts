@@ -42,6 +42,8 @@ export const LIMIT = {
    */
   returnPath: 8192,
   institutionId: 20,
+  /** A keyset cursor a list gave out (base64url of an expiry and an id, or an id). */
+  cursor: 100,
   /** Audit search: actor and action text. */
   search: 128,
   date: 32,

@@ -6,6 +6,9 @@ import { addTenant, addUser } from '../../src/tenancy/service.js';
 import { Refusal } from '../../src/errors.js';
 import { normaliseSerial } from '../../src/ca/serial.js';
 import { startRenewal } from '../../src/renewal/service.js';
+import { issueCertificate } from '../../src/certificates/service.js';
+import { appendAudit } from '../../src/audit/log.js';
+import { displaySerial } from '../../src/ca/serial.js';
 
 /** The reserved operators' tenant, an operator "ops", and a client logged in with its certificate. */
 async function operatorClient(w: PortalWorld) {
@@ -65,6 +68,37 @@ for (const dialect of testDialects()) {
       assert.doesNotMatch(revokedOnly.text, new RegExp(soon.row.serial));
       const activeOnly = await c.get('/admin/certificates?status=active&tenant=T0001');
       assert.match(activeOnly.text, new RegExp(soon.row.serial));
+    });
+
+    test('certificates 100 to a page with a keyset "next", search by serial and 機関番号; the audit log 500 to a page', async () => {
+      const c = w.client(opsCert);
+      await loginAs(c, 'ops');
+      const deps = await w.runtime.certificateDeps();
+      const before = await db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      for (let i = 0; Number(before.n) + i < 105; i++) await issueCertificate(deps, { tenantCode: 'T0001', keyType: 'p256', profile: 'compatible', validity: { kind: 'default' }, actor: 'test' });
+      const first = await c.get('/admin/certificates');
+      const serialsOf = (text: string) => [...text.matchAll(/<a href="\/admin\/certificates\/([0-9a-f]+)">/g)].map((m) => m[1]!);
+      assert.equal(serialsOf(first.text).length, 100);
+      const next = /href="([^"]+)" id="page-next"/.exec(first.text);
+      assert.ok(next?.[1], 'a next link');
+      const second = await c.get(next[1]!.replace(/&amp;/g, '&'));
+      assert.ok(serialsOf(second.text).length >= 5);
+      assert.equal(new Set([...serialsOf(first.text), ...serialsOf(second.text)]).size, serialsOf(first.text).length + serialsOf(second.text).length, 'no row on both pages');
+      assert.match(second.text, /id="page-first"/);
+      assert.equal((await c.get('/admin/certificates?after=bogus')).status, 400);
+      // Search with the serial as the browser shows it.
+      const wanted = soon.row.serial;
+      const found = await c.get(`/admin/certificates?q=${encodeURIComponent(displaySerial(wanted))}`);
+      assert.deepEqual(serialsOf(found.text), [wanted]);
+      // The audit log: 500 rows, then "older" continues below the last one.
+      for (let i = 0; i < 520; i++) await db.transaction().execute((trx) => appendAudit(trx, w.clock.now(), { actor: 'test', action: 'test.filler', target: `n:${i}` }));
+      const audit = await c.get('/admin/audit?action=test.filler');
+      assert.equal((audit.text.match(/<code>test\.filler<\/code>/g) ?? []).length, 500);
+      const older = /href="([^"]+)" id="audit-older"/.exec(audit.text)?.[1];
+      assert.ok(older);
+      const rest = await c.get(older.replace(/&amp;/g, '&'));
+      assert.equal((rest.text.match(/<code>test\.filler<\/code>/g) ?? []).length, 20);
+      assert.doesNotMatch(rest.text, /id="audit-older"/);
     });
 
     test('audit log: filters and CSV', async () => {

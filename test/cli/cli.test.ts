@@ -89,6 +89,24 @@ for (const dialect of testDialects()) {
       assert.equal(t1.json<unknown[]>().length, 4);
       const text = await k(['cert', 'list']);
       assert.match(text.stdout, /^SERIAL\s+TENANT\s+STATUS/);
+      // A page at a time with a cursor, the same rows in the same order as the whole list.
+      const all = (await k(['cert', 'list', '--json'])).json<{ serial: string }[]>().map((c) => c.serial);
+      const paged: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = (await k(['cert', 'list', '--limit', '2', '--json', ...(cursor ? ['--cursor', cursor] : [])])).json<{ rows: { serial: string }[]; next?: string }>();
+        paged.push(...page.rows.map((c) => c.serial));
+        cursor = page.next;
+      } while (cursor);
+      assert.deepEqual(paged, all);
+      const human = await k(['cert', 'list', '--limit', '2']);
+      assert.match(human.stderr, /^next page: --cursor \S+\n$/);
+      const csv = await k(['cert', 'list', '--csv']);
+      assert.equal(csv.stdout.split('\n')[0], 'serial,tenant,status,not_after,days_left');
+      assert.equal(csv.stdout.trim().split('\n').length, all.length + 1);
+      const bad = await k(['cert', 'list', '--limit', '2', '--cursor', 'nope']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /cursor/);
       const serial = t1.json<{ serial: string }[]>()[0]!.serial;
       const rev = await k(['cert', 'revoke', serial, '--reason', 'keyCompromise', '--json']);
       assert.equal(rev.code, 0);

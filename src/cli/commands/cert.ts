@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runCommand, type CliIo, type ExitBox } from '../context.js';
-import { getCertificate, issueCertificate, listCertificates, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks, type RenewalSummary } from '../../certificates/service.js';
+import { certificatePages, getCertificate, issueCertificate, listCertificatePage, reissueCertificate, revokeCertificate, REVOCATION_REASONS, type CertificateView, type IssueHooks, type RenewalSummary } from '../../certificates/service.js';
 import type { ValidityRequest } from '../../certificates/validity.js';
 import { Refusal, invalidInput, isRefusal } from '../../errors.js';
 import { table } from '../output.js';
@@ -213,20 +213,57 @@ export function registerCert(program: Command, io: CliIo, exit: ExitBox): void {
     );
   cert
     .command('list')
-    .description('list certificates, soonest expiry first')
+    .description('list certificates, soonest expiry first (every one, streamed a page at a time; or one page with --limit)')
     .option('--tenant <CODE>', 'only this tenant')
     .option('--expiring-within <DAYS>', 'only valid certificates expiring within DAYS days')
+    .option('--search <TEXT>', 'a 機関番号, a serial or its beginning, a tenant code or part of a tenant name')
+    .option('--limit <N>', 'one page of at most N (1-10000); the next page\'s cursor goes to stderr (or "next" in --json)')
+    .option('--cursor <CURSOR>', 'the page after this cursor (from --limit)')
+    .option('--csv', 'CSV on stdout (serial, tenant, status, not_after, days_left)')
     .option('--json', 'JSON output')
-    .action(async (o: { tenant?: string; expiringWithin?: string }, cmd: Command) =>
+    .action(async (o: { tenant?: string; expiringWithin?: string; search?: string; limit?: string; cursor?: string; csv?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), {}, async ({ out, runtime }) => {
         if (o.expiringWithin !== undefined && !/^\d+$/.test(o.expiringWithin)) throw invalidInput('expiring-within', `"${o.expiringWithin}" is not a whole number of days`);
+        if (o.limit !== undefined && !/^\d+$/.test(o.limit)) throw invalidInput('limit', `"${o.limit}" is not a whole number`);
+        if (o.cursor !== undefined && o.limit === undefined) throw invalidInput('cursor', 'goes with --limit');
         const rt = await runtime();
-        const rows = await listCertificates({ db: rt.database.db, clock: rt.clock }, { tenantCode: o.tenant, expiringWithinDays: o.expiringWithin === undefined ? undefined : Number(o.expiringWithin) });
-        out.result(rows, () =>
-          rows.length === 0
-            ? 'no certificates'
-            : table(['SERIAL', 'TENANT', 'STATUS', 'NOT AFTER', 'DAYS'], rows.map((c) => [c.serial, c.tenantCode, c.status, c.notAfter.slice(0, 10), String(c.daysLeft)])),
-        );
+        const deps = { db: rt.database.db, clock: rt.clock };
+        const filter = { tenantCode: o.tenant, expiringWithinDays: o.expiringWithin === undefined ? undefined : Number(o.expiringWithin), search: o.search };
+        const csvLine = (c: CertificateView) => [c.serial, c.tenantCode, c.status, c.notAfter, String(c.daysLeft)].join(',') + '\n';
+        const rowsOf = (rows: CertificateView[]) => rows.map((c) => [c.serial, c.tenantCode, c.status, c.notAfter.slice(0, 10), String(c.daysLeft)]);
+        if (o.limit !== undefined) {
+          const page = await listCertificatePage(deps, { ...filter, cursor: o.cursor, limit: Number(o.limit) });
+          if (page.next && !out.json) io.stderr(`next page: --cursor ${page.next}\n`);
+          if (o.csv) return void io.stdout('serial,tenant,status,not_after,days_left\n' + page.rows.map(csvLine).join(''));
+          return out.result(page, () => (page.rows.length === 0 ? 'no certificates' : table(['SERIAL', 'TENANT', 'STATUS', 'NOT AFTER', 'DAYS'], rowsOf(page.rows))));
+        }
+        // Every certificate: streamed a page at a time, so a million rows never sit in memory at once.
+        if (o.csv) {
+          io.stdout('serial,tenant,status,not_after,days_left\n');
+          for await (const rows of certificatePages(deps, filter)) io.stdout(rows.map(csvLine).join(''));
+          return;
+        }
+        if (out.json) {
+          // One JSON array, written as it is read.
+          let first = true;
+          io.stdout('[');
+          for await (const rows of certificatePages(deps, filter)) {
+            for (const c of rows) {
+              io.stdout((first ? '\n' : ',\n') + JSON.stringify(c));
+              first = false;
+            }
+          }
+          io.stdout(first ? ']\n' : '\n]\n');
+          return;
+        }
+        let any = false;
+        for await (const rows of certificatePages(deps, filter)) {
+          // Each page's columns fit that page; the header comes once.
+          const lines = table(['SERIAL', 'TENANT', 'STATUS', 'NOT AFTER', 'DAYS'], rowsOf(rows)).split('\n');
+          io.stdout((any ? lines.slice(1) : lines).join('\n') + '\n');
+          any = true;
+        }
+        if (!any) io.stdout('no certificates\n');
       }),
     );
   cert
