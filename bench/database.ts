@@ -29,7 +29,9 @@ import { fixedClock } from '../src/clock.js';
 import type { Dialect } from '../src/db/database.js';
 import { identify } from '../src/identity/peer.js';
 import { markTakenUp, renewalInfo } from '../src/renewal/service.js';
-import { listCertificates } from '../src/certificates/service.js';
+import { certificatePageQuery, listCertificatePage, listCertificates } from '../src/certificates/service.js';
+import { searchAudit } from '../src/audit/search.js';
+import { CompiledQuery } from 'kysely';
 import { currentCrl, publishCrl } from '../src/certificates/crl.js';
 import { dashboard, expiringPage } from '../src/admin/dashboard.js';
 import { derOfPem, fillDatabase, type FillSummary } from './fill.js';
@@ -238,6 +240,62 @@ async function expiring(rt: Runtime) {
   return { rows, medianMs: round(median, 1), firstMs: round(runs[0]!, 1), target: '< 100 ms', met: median < 100, firstPageOf100Ms: round(Math.min(...page), 1), dashboardMs, dashboardPage2Ms, dashboardMet: typeof dashboardMs === 'number' && dashboardMs < 100 };
 }
 
+/**
+ * What the console's lists and searches cost at this size, and the plan each query gets (EXPLAIN):
+ * a page must be an index range, not a scan of the certificates table.
+ */
+async function consoleLists(rt: Runtime, dialect: Dialect, filled: { tenants: number }) {
+  const deps = { db: rt.database.db, clock: rt.clock };
+  const some = await rt.database.db.selectFrom('certificates').select(['serial']).orderBy('id').offset(Math.floor(sizes.certificates / 2)).limit(1).executeTakeFirstOrThrow();
+  const tenant = await rt.database.db.selectFrom('tenants').select(['code']).where('id', '=', Math.max(1, Math.floor(filled.tenants / 3))).executeTakeFirstOrThrow();
+  const institution = await rt.database.db.selectFrom('institutions').select(['number']).where('tenant_id', '=', Math.max(1, Math.floor(filled.tenants / 3))).executeTakeFirstOrThrow();
+  const cases: [string, Parameters<typeof listCertificatePage>[1]][] = [
+    ['first page (100)', { limit: 100 }],
+    ['expiring within 90 days, first page', { limit: 100, expiringWithinDays: 90 }],
+    ['serial beginning (8 hex digits)', { limit: 100, search: some.serial.slice(0, 8) }],
+    ['tenant code', { limit: 100, search: tenant.code }],
+    ['機関番号', { limit: 100, search: institution.number }],
+    ['tenant filter', { limit: 100, tenantCode: tenant.code }],
+  ];
+  const out: Record<string, unknown> = {};
+  for (const [name, filter] of cases) {
+    const times: number[] = [];
+    let rows = 0;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      rows = (await listCertificatePage(deps, filter)).rows.length;
+      times.push(ms(t0));
+    }
+    const compiled = (await certificatePageQuery(deps, filter)).compile();
+    const plan = await explain(rt, dialect, compiled);
+    const scans = dialect === 'sqlite' ? /SCAN c\b(?! USING)/.test(plan) : /Seq Scan on certificates/.test(plan);
+    out[name] = { rows, medianMs: round(times.sort((a, b) => a - b)[2]!, 2), scansCertificates: scans, plan };
+    log(`console ${name}: ${rows} rows in ${round(times[2]!, 2)} ms${scans ? ' — SCANS the certificates table' : ' (index)'}`);
+  }
+  // Page 20 of the whole list, cursor after cursor: the 20th costs what the 1st does.
+  let cursor: string | undefined;
+  let last = 0;
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    cursor = (await listCertificatePage(deps, { limit: 100, cursor })).next;
+    last = ms(t0);
+  }
+  out['20th page'] = { medianMs: round(last, 2) };
+  log(`console 20th page: ${round(last, 2)} ms`);
+  const t0 = performance.now();
+  const events = await searchAudit(rt.database.db, {}, 500);
+  const older = await searchAudit(rt.database.db, {}, 500, events[events.length - 1]?.id);
+  out['audit pages (2 × 500)'] = { rows: events.length + older.length, ms: round(ms(t0), 2) };
+  log(`audit: two pages of 500 in ${round(ms(t0), 2)} ms`);
+  return out;
+}
+
+async function explain(rt: Runtime, dialect: Dialect, q: CompiledQuery): Promise<string> {
+  const prefix = dialect === 'sqlite' ? 'EXPLAIN QUERY PLAN ' : 'EXPLAIN ';
+  const r = await rt.database.db.executeQuery(CompiledQuery.raw(prefix + q.sql, [...q.parameters]));
+  return (r.rows as Record<string, unknown>[]).map((row) => String(row.detail ?? row['QUERY PLAN'] ?? JSON.stringify(row))).join('\n');
+}
+
 async function size(rt: Runtime): Promise<{ bytes: number; megabytes: number }> {
   let bytes: number;
   if (rt.database.dialect === 'sqlite') {
@@ -282,6 +340,7 @@ async function runDialect(dialect: Dialect): Promise<Record<string, unknown>> {
       log(`renewal check: p50 ${check.p50Ms} ms, p99 ${check.p99Ms} ms (${check.samples} logins)`);
       const list = await expiring(rt);
       log(`expiring within 90 days: ${list.rows} rows in ${list.medianMs} ms (median; first ${list.firstMs} ms); a page of 100: ${list.firstPageOf100Ms} ms; dashboard ${list.dashboardMs} ms (next page ${list.dashboardPage2Ms} ms)`);
+      const lists = await consoleLists(rt, dialect, filled);
       const ours = await crl(rt, dir);
       log(`CRL (${sizes.revoked} entries, ${round(ours.bytes / 1e6, 1)} MB): ${ours.seconds} s to publish, ${ours.servingMedianMs} ms to serve`);
       const peer = await opensslPeer(rt, dir);
@@ -293,6 +352,7 @@ async function runDialect(dialect: Dialect): Promise<Record<string, unknown>> {
         databaseSize,
         renewalCheck: check,
         expiringWithin90Days: list,
+        consoleLists: lists,
         crl: { kenshin: ours, opensslCaGencrl: peer, ratioOpensslOverKenshin: round(revokedOnly.seconds / ours.seconds) },
       };
     } finally {

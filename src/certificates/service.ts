@@ -273,16 +273,21 @@ function decodeCursor(cursor: string): { notAfter: string; id: number } {
 export async function listCertificatePage(deps: Pick<CertificateDeps, 'db' | 'clock'>, filter: CertificateFilter & { cursor?: string | undefined; limit: number }): Promise<CertificatePage> {
   if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 10_000) throw invalidInput('limit', 'must be a whole number from 1 to 10000');
   const now = deps.clock.now();
+  const rows = await (await certificatePageQuery(deps, filter)).execute();
+  const more = rows.length > filter.limit;
+  const page = more ? rows.slice(0, filter.limit) : rows;
+  const last = page[page.length - 1];
+  return { rows: page.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now)), next: more && last ? encodeCursor(last.not_after, last.row_id) : undefined };
+}
+
+/** The query of one page (limit + 1 rows, to know whether there is a next): bench/database.ts EXPLAINs it. */
+export async function certificatePageQuery(deps: Pick<CertificateDeps, 'db' | 'clock'>, filter: CertificateFilter & { cursor?: string | undefined; limit: number }) {
   let q = certificateQuery(deps, filter, await tenantIdOf(deps.db, filter.tenantCode)).limit(filter.limit + 1);
   if (filter.cursor) {
     const after = decodeCursor(filter.cursor);
     q = q.where((eb) => eb.or([eb('c.not_after', '>', after.notAfter), eb.and([eb('c.not_after', '=', after.notAfter), eb('c.id', '>', after.id)])]));
   }
-  const rows = await q.execute();
-  const more = rows.length > filter.limit;
-  const page = more ? rows.slice(0, filter.limit) : rows;
-  const last = page[page.length - 1];
-  return { rows: page.map((r) => toView(r, r.tenant_code, r.tenant_name, r.predecessor_serial, [], now)), next: more && last ? encodeCursor(last.not_after, last.row_id) : undefined };
+  return q;
 }
 
 /** Every page in turn, for `kenshin cert list --all` and exports: memory stays at one page. */
