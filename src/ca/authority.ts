@@ -39,10 +39,16 @@ export class IssuingAuthority {
     return fixed;
   }
 
-  /** SHA-256 of the issuing CA certificate, recorded with every certificate it signs. */
-  async issuingFingerprint(): Promise<string> {
-    return Buffer.from(await this.issuing.getThumbprint('SHA-256')).toString('hex');
+  /**
+   * SHA-256 of the issuing CA certificate, recorded with every certificate it signs. Computed once:
+   * the certificate never changes, and the CRL route asks for it on every request (a WebCrypto
+   * digest each time was most of what serving a ready CRL cost).
+   */
+  issuingFingerprint(): Promise<string> {
+    this.fingerprint ??= this.issuing.getThumbprint('SHA-256').then((t) => Buffer.from(t).toString('hex'));
+    return this.fingerprint;
   }
+  private fingerprint: Promise<string> | undefined;
 
   signClient(req: {
     subjectDer: Uint8Array;
