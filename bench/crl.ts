@@ -52,11 +52,12 @@ async function prepare() {
     const client = await issueCertificate(deps, { tenantCode: 'T0001', keyType: 'p256', profile: 'compatible', validity: { kind: 'default' }, actor: 'bench' });
     // The revoked entries: rows like the client's with their own serial and fingerprint. Only the
     // CRL reads them, and it reads serial, date and reason.
-    const { id: _id, ...row } = client.row;
+    const row: Partial<typeof client.row> = { ...client.row };
+    delete row.id;
     const revokedAt = new Date().toISOString();
     for (let done = 0; done < settings.revoked; ) {
       const n = Math.min(500, settings.revoked - done);
-      const rows = Array.from({ length: n }, () => ({ ...row, serial: '4' + randomBytes(15).toString('hex'), fingerprint_sha256: randomBytes(32).toString('hex'), status: 'revoked' as const, revoked_at: revokedAt, revocation_reason: 'superseded' }));
+      const rows = Array.from({ length: n }, () => ({ ...(row as Omit<typeof client.row, 'id'>), serial: '4' + randomBytes(15).toString('hex'), fingerprint_sha256: randomBytes(32).toString('hex'), status: 'revoked' as const, revoked_at: revokedAt, revocation_reason: 'superseded' }));
       await rt.database.db.insertInto('certificates').values(rows).execute();
       done += n;
     }
