@@ -6,6 +6,7 @@ import { markTakenUp } from '../renewal/service.js';
 import { gatewayIdentity } from './identity.js';
 import { jwksAt } from './signing-key.js';
 import { forwardAuth, forwardAuthCache, gatewayDeps } from './forward-auth.js';
+import type { DecisionCache } from './decision-cache.js';
 
 /**
  * Kenshin in front of another web application (like oauth2-proxy or Pomerium, with the clinic's
@@ -17,7 +18,7 @@ import { forwardAuth, forwardAuthCache, gatewayDeps } from './forward-auth.js';
  * - GET /.well-known/jwks.json: the public keys of X-Kenshin-Assertion.
  * - GET /api/v1/session: the same facts as JSON, for the application's own banner.
  */
-export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
+export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): DecisionCache {
   const config = deps.runtime.config;
   const gw = gatewayDeps(deps);
   const decisions = forwardAuthCache(app);
@@ -65,6 +66,7 @@ export function gatewayRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     });
   });
+  return decisions;
 }
 
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);

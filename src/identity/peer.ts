@@ -53,6 +53,12 @@ export function certificatesChanged(): void {
   generation++;
 }
 
+/** The row kept for this fingerprint if it is still fresh, without asking the database (undefined otherwise). */
+export function knownCertificate(db: Db, fingerprint: string): CertificateRow | undefined {
+  const hit = knownRows.get(db)?.get(fingerprint);
+  return hit && hit.generation === generation && performance.now() - hit.tick < ROW_TTL_MS ? hit.row : undefined;
+}
+
 async function certificateByFingerprint(db: Db, fingerprint: string): Promise<CertificateRow | undefined> {
   let rows = knownRows.get(db);
   if (!rows) knownRows.set(db, (rows = new Map()));

@@ -274,6 +274,9 @@ function rememberTakenUp(db: Db, certificateId: number): void {
   known.add(certificateId);
 }
 
+/** This process already knows the successor's renewal is taken up (no write would change anything). */
+export const isKnownTakenUp = (db: Db, certificateId: number): boolean => knownTakenUp.get(db)?.has(certificateId) === true;
+
 /** The first request that presents a successor marks its renewal taken up. Returns true that once. */
 export async function markTakenUp(deps: Pick<RenewalDeps, 'db' | 'clock'>, cert: CertificateRow, actor: string): Promise<boolean> {
   if (cert.issued_via !== 'renewal') return false;

@@ -12,6 +12,7 @@ import { portalRoutes } from './routes/portal.js';
 import { renewalRoutes } from './routes/renewal.js';
 import { apiRoutes, jsonError } from './routes/api.js';
 import { helpRoutes } from './routes/help.js';
+import { installForwardAuthFastPath } from '../gateway/fast-path.js';
 import { crlRoutes } from './routes/crl.js';
 import { onboardingRoutes } from '../admin/onboarding-routes.js';
 import { adminRoutes } from '../admin/routes.js';
@@ -139,7 +140,17 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
   adminRoutes(app, deps);
   await app.register(onboardingRoutes(deps));
   tenantAdminRoutes(app, deps);
-  gatewayRoutes(app, deps);
+  const decisions = gatewayRoutes(app, deps);
+  // The repeated forward-auth check, answered from memory before Fastify when it can be (gateway/fast-path.ts).
+  installForwardAuthFastPath(app.server, {
+    db: deps.runtime.database.db,
+    clock: deps.runtime.clock,
+    presented,
+    cache: decisions,
+    kid: () => deps.gateway.keys.kid,
+    enabled: () => app.log.level !== 'debug' && app.log.level !== 'trace',
+    observe: (s) => deps.metrics?.requestDuration.observe({ route: '/auth/verify', method: 'GET', status: '200' }, s),
+  });
   if (deps.runtime.config.upstreamUrl) await builtInProxy(app, deps, deps.runtime.config.upstreamUrl);
 
   app.setNotFoundHandler((req, reply) => {

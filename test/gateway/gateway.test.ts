@@ -8,6 +8,7 @@ import type { TlsClient } from '../helpers/client.js';
 import { x509 } from '../../src/ca/x509.js';
 import { addTenant, addUser, setUserLocked } from '../../src/tenancy/service.js';
 import { TTL_MS as DECISION_TTL_MS } from '../../src/gateway/decision-cache.js';
+import { revokeCertificate } from '../../src/certificates/service.js';
 
 /**
  * Forward auth and the identity it hands an application, against the running portal (direct TLS,
@@ -175,6 +176,22 @@ for (const dialect of testDialects()) {
       // The browser dropped the cookie; an application tab still holding it must be refused too.
       c.cookies.set('kenshin_session', token);
       assert.equal((await verify(c)).status, 401);
+    });
+
+    test('the repeated check answered from memory is the same answer, and a revoked certificate gets none', async () => {
+      const cert = await w.cert(400);
+      const c = w.client(cert);
+      await loginAs(c, 'solo');
+      const first = await verify(c);
+      const again = await verify(c);
+      assert.equal(again.status, 200);
+      for (const h of ['x-kenshin-tenant', 'x-kenshin-institution', 'x-kenshin-user', 'x-kenshin-role', 'x-kenshin-certificate-serial', 'x-kenshin-assertion']) assert.equal(again.headers[h], first.headers[h], h);
+      assert.equal(again.headers['cache-control'], 'no-store');
+      // Revoked: the very next check is refused, cached decision or not.
+      await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'keyCompromise', actor: 'test' });
+      assert.notEqual((await verify(c)).status, 200);
+      // And the portal knows it at once too (the certificate's row is not kept past a revocation).
+      assert.match((await c.get('/')).text, /data-reason="revoked"/);
     });
 
     test('90 days or less: the renewal check comes first, 「あとで」 lets the user through to rd', async () => {

@@ -1,0 +1,67 @@
+import type http from 'node:http';
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.js';
+import type { Clock } from '../clock.js';
+import type { PresentedCertificate } from '../identity/peer.js';
+import { knownCertificate } from '../identity/peer.js';
+import { effectiveStatus } from '../certificates/status.js';
+import { isKnownTakenUp } from '../renewal/service.js';
+import { COOKIE } from '../web/context.js';
+import type { DecisionCache } from './decision-cache.js';
+
+/**
+ * The forward-auth check a browser repeats for every image and XHR of the application, answered
+ * before Fastify when everything it needs is already in memory: the certificate's row (kept by
+ * identity/peer.ts), a renewal already taken up, and an allowed decision for this session and
+ * certificate (decision-cache.ts). The answer is exactly what /auth/verify gives for a cache hit —
+ * the same cache, the same checks, in the same order — without routing, hooks and the reply
+ * machinery, which were most of a check's cost. Anything else (no cookie, a certificate not seen
+ * in the last second, expired or revoked, a refusal, debug logging) goes to Fastify unchanged.
+ */
+export interface FastPathDeps {
+  db: Db;
+  clock: Clock;
+  presented: (req: FastifyRequest) => PresentedCertificate;
+  cache: DecisionCache;
+  /** The assertion key in use (a hit signed with another one is no hit). */
+  kid: () => string;
+  /** False when every check must reach the request log (debug level). */
+  enabled: () => boolean;
+  observe?: (seconds: number) => void;
+}
+
+const SESSION_COOKIE = new RegExp(`(?:^|;\\s*)${COOKIE.session}=([^;\\s]+)`);
+
+function answer(d: FastPathDeps, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  // The same identity source as every request: the proxy header only from a trusted peer (decided
+  // when the connection was accepted), or the TLS connection's own certificate.
+  const presented = d.presented({ headers: req.headers, raw: req } as unknown as FastifyRequest);
+  if (!presented.der || !presented.fingerprint) return false;
+  const cert = knownCertificate(d.db, presented.fingerprint);
+  const now = d.clock.now();
+  if (!cert || effectiveStatus(cert, now) !== 'active') return false;
+  if (cert.issued_via === 'renewal' && !isKnownTakenUp(d.db, cert.id)) return false;
+  const token = SESSION_COOKIE.exec(req.headers.cookie ?? '')?.[1];
+  if (!token) return false;
+  const headers = d.cache.get(token, cert.id, { tick: performance.now(), at: now.getTime(), kid: d.kid() });
+  if (!headers) return false;
+  res.writeHead(200, { ...headers, 'cache-control': 'no-store', 'content-length': '0' });
+  res.end();
+  return true;
+}
+
+/** Puts the fast path in front of the server's request handler (Fastify's). */
+export function installForwardAuthFastPath(server: http.Server, d: FastPathDeps): void {
+  const handlers = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.method === 'GET' && req.url !== undefined && (req.url === '/auth/verify' || req.url.startsWith('/auth/verify?')) && d.enabled()) {
+      const t0 = performance.now();
+      if (answer(d, req, res)) {
+        d.observe?.((performance.now() - t0) / 1000);
+        return;
+      }
+    }
+    for (const h of handlers) h.call(server, req, res);
+  });
+}
