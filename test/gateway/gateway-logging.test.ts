@@ -8,8 +8,9 @@ import { TlsClient } from '../helpers/client.js';
 import { startServer } from '../../src/web/server.js';
 import { rotateGatewayKey } from '../../src/gateway/signing-key.js';
 
-test('the request log of forward auth holds no signing key, no assertion and no session token; a reload after rotate-key signs with the new key', async () => {
-  const w = await makePortalWorld('sqlite', { KENSHIN_LOG_LEVEL: 'debug' });
+/** A real server at this log level, its log lines collected, and a logged-in client. */
+async function loggedServer(level: 'debug' | 'info') {
+  const w = await makePortalWorld('sqlite', { KENSHIN_LOG_LEVEL: level });
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)), done()) });
   const server = await startServer(w.config, { clock: w.clock, logStream: sink });
@@ -17,6 +18,11 @@ test('the request log of forward auth holds no signing key, no assertion and no 
   const cert = await w.cert(400);
   const c = new TlsClient(server.url, w.ca, { file: cert.file, password: cert.password });
   await loginAs(c, 'solo');
+  return { w, lines, server, cert, c };
+}
+
+test('the request log of forward auth holds no signing key, no assertion and no session token; a reload after rotate-key signs with the new key', async () => {
+  const { w, lines, server, cert, c } = await loggedServer('debug');
   const assertions: string[] = [];
   for (let i = 0; i < 3; i++) {
     const r = await c.request('GET', '/auth/verify', { headers: { 'x-forwarded-uri': '/x' } });
@@ -45,14 +51,7 @@ test('the request log of forward auth holds no signing key, no assertion and no 
 });
 
 test('at info level a check that lets the request through writes no line (the proxy logs that request); a refusal does', async () => {
-  const w = await makePortalWorld('sqlite', { KENSHIN_LOG_LEVEL: 'info' });
-  const lines: string[] = [];
-  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)), done()) });
-  const server = await startServer(w.config, { clock: w.clock, logStream: sink });
-  w.onClose(() => server.close());
-  const cert = await w.cert(400);
-  const c = new TlsClient(server.url, w.ca, { file: cert.file, password: cert.password });
-  await loginAs(c, 'solo');
+  const { server, w, cert, c, lines } = await loggedServer('info');
   const checks = () => lines.filter((l) => l.includes('/auth/verify'));
   assert.equal((await c.request('GET', '/auth/verify')).status, 200);
   assert.equal(checks().length, 0);
