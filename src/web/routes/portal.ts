@@ -10,6 +10,7 @@ import { dateTime } from '../views/format.js';
 import { returnPath, withReturnPath } from '../views/layout.js';
 import { renewalInfo, markTakenUp, renewalPairOf, type RenewalPair } from '../../renewal/service.js';
 import { platformOf } from '../platform.js';
+import { renewalStatus } from '../../renewal/policy.js';
 import { appendAudit } from '../../audit/log.js';
 import { body, LIMIT, query } from '../input.js';
 
@@ -197,9 +198,10 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/home', async (req, reply) => {
     const p = await requirePortal(deps, req, reply, { institution: true });
     if (!p) return reply;
-    const info = await renewalInfo(deps.renewal, p.cert);
     const ctx = pageContext(req, { loginId: p.user.login_id, csrf: p.session.csrf_token, role: p.user.role });
+    // One read for both what home says about renewing and the two certificates it shows.
     const pair = await renewalPairOf(db, p.cert);
+    const status = renewalStatus(p.cert, pair?.presenting === 'old', clock.now(), deps.renewal.windowDays);
     // Still on the old certificate although a successor exists. A session opened after the renewal
     // means the user already came back (restarted, logged in again) and the switch did not happen:
     // say so, with the steps that work in this browser.
@@ -216,7 +218,7 @@ export function portalRoutes(app: FastifyInstance, deps: AppDeps): void {
         now: clock.now(),
         institution: p.institutions.find((i) => i.id === p.session.institution_id)!,
         user: { loginId: p.user.login_id, role: p.user.role },
-        status: info.status,
+        status,
         isSuccessor: p.cert.issued_via === 'renewal',
         successorNotInUse: notInUse,
         clientFetched: fetched,
