@@ -10,3 +10,7 @@ register();
 process.umask(0o077);
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv);
+// A `serve` process started by the primary (KENSHIN_PROCESSES) has a channel to it that would keep
+// this process alive after the command ended, e.g. when it could not start; disconnecting it would
+// exit with 0 (node:cluster), and the primary passes on this process's exit code.
+if (process.connected) process.exit();

@@ -82,7 +82,9 @@ export interface Config {
   sessionIdleMinutes: number;
   /** A session ends this many hours after login, however active (KENSHIN_SESSION_MAX_HOURS). */
   sessionMaxHours: number;
-  /** Worker threads that mint certificates in `serve` (0: mint on the main thread). */
+  /** `kenshin serve` processes sharing the listener (node:cluster); 1 = no cluster (web/processes.ts). */
+  processes: number;
+  /** Worker threads that mint certificates in each `serve` process (0: mint on the main thread). */
   mintWorkers: number;
   /** RSA-2048 key pairs each mint worker makes ahead while idle, for renewal storms (ca/key-pool.ts). */
   keyPoolSize: number;
@@ -144,6 +146,7 @@ export const SETTINGS = [
   'KENSHIN_OPERATOR_CONTACT',
   'KENSHIN_SESSION_IDLE_MINUTES',
   'KENSHIN_SESSION_MAX_HOURS',
+  'KENSHIN_PROCESSES',
   'KENSHIN_MINT_WORKERS',
   'KENSHIN_KEY_POOL_SIZE',
   'KENSHIN_REQUEST_TIMEOUT_SECONDS',
@@ -237,6 +240,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
   const env = settingsEnv(processEnv);
   const dataDir = path.resolve(overrides.dataDir ?? env.KENSHIN_DATA_DIR ?? './data');
   const mode = oneOf(env, 'KENSHIN_MODE', ['direct', 'proxy'] as const, 'direct');
+  const processes = intSetting(env, 'KENSHIN_PROCESSES', os.availableParallelism(), 1, 256);
   const base: Config = {
     dataDir,
     configFile: env.KENSHIN_CONFIG ? path.resolve(env.KENSHIN_CONFIG) : undefined,
@@ -267,6 +271,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     operatorContact: env.KENSHIN_OPERATOR_CONTACT ?? 'Kenshin Cloud サポート窓口 / support (configure KENSHIN_OPERATOR_CONTACT)',
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     sessionMaxHours: intSetting(env, 'KENSHIN_SESSION_MAX_HOURS', 12, 1, 168),
+    processes,
+    // Per process, not shared out: an onboarding job or a storm that lands on one process may use every core.
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
     keyPoolSize: intSetting(env, 'KENSHIN_KEY_POOL_SIZE', 8, 0, 1000),
     limits: {

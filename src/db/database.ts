@@ -118,6 +118,11 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
       sqlite.close();
     },
     prepare(sqlText: string) {
+      // Kysely opens every transaction with a plain (deferred) BEGIN. With several `serve` processes
+      // on one file (KENSHIN_PROCESSES), a deferred transaction that read first and then writes gets
+      // SQLITE_BUSY at once when another process wrote in between — busy_timeout does not help there.
+      // BEGIN IMMEDIATE takes the write lock up front, so the other process waits (busy_timeout) instead.
+      if (sqlText === 'begin') sqlText = 'begin immediate';
       let stmt = cache.get(sqlText);
       if (!stmt) {
         // First in, first out: the statements a server runs all the time are re-prepared at most

@@ -17,10 +17,27 @@ export interface Metrics {
 
 export const EXPIRY_BUCKETS = [15, 30, 60, 90] as const;
 
-export function createMetrics(db: Db, clock: Clock): Metrics {
+export function createMetrics(db: Db, clock: Clock, opts: { databaseGauges?: boolean } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kenshin_process_' });
+  // With several `serve` processes one of them reads the gauges (the primary sums all processes).
+  if (opts.databaseGauges !== false) databaseGauges(registry, db, clock);
 
+  return {
+    registry,
+    refusals: new Counter({ name: 'kenshin_refusals_total', help: 'Requests refused by certificate state', labelNames: ['reason'], registers: [registry] }),
+    renewals: new Counter({ name: 'kenshin_renewals_total', help: 'Renewal starts: created a successor, or returned the existing one', labelNames: ['result'], registers: [registry] }),
+    requestDuration: new Histogram({
+      name: 'kenshin_http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames: ['route', 'method', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+  };
+}
+
+function databaseGauges(registry: Registry, db: Db, clock: Clock): void {
   new Gauge({
     name: 'kenshin_certificates',
     help: 'Client certificates by state (active, expired, revoked)',
@@ -64,17 +81,4 @@ export function createMetrics(db: Db, clock: Clock): Metrics {
       }
     },
   });
-
-  return {
-    registry,
-    refusals: new Counter({ name: 'kenshin_refusals_total', help: 'Requests refused by certificate state', labelNames: ['reason'], registers: [registry] }),
-    renewals: new Counter({ name: 'kenshin_renewals_total', help: 'Renewal starts: created a successor, or returned the existing one', labelNames: ['result'], registers: [registry] }),
-    requestDuration: new Histogram({
-      name: 'kenshin_http_request_duration_seconds',
-      help: 'HTTP request duration',
-      labelNames: ['route', 'method', 'status'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
-  };
 }

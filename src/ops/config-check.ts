@@ -64,7 +64,7 @@ function certificateExpiry(pem: string, subject: string, now: Date, out: Finding
 
 export async function checkConfiguration(env: Env, overrides: Partial<Config> = {}, now = new Date()): Promise<CheckReport> {
   const findings: Finding[] = [];
-  const unknownEnv = Object.keys(env).filter((k) => k.startsWith('KENSHIN_') && !(SETTINGS as readonly string[]).includes(k) && !['KENSHIN_CONFIG', 'KENSHIN_DEBUG'].includes(k) && !k.startsWith('KENSHIN_TEST_') && !k.startsWith('KENSHIN_BENCH_'));
+  const unknownEnv = Object.keys(env).filter((k) => k.startsWith('KENSHIN_') && !(SETTINGS as readonly string[]).includes(k) && !['KENSHIN_CONFIG', 'KENSHIN_DEBUG', 'KENSHIN_SERVE_ROLE'].includes(k) && !k.startsWith('KENSHIN_TEST_') && !k.startsWith('KENSHIN_BENCH_'));
   for (const k of unknownEnv) findings.push({ severity: 'warn', subject: k, message: 'not a Kenshin setting (typo?); it is ignored' });
 
   let config: Config;

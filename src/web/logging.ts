@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -51,7 +52,8 @@ export function requestSummary(req: { method?: string; url?: string; headers?: R
 export function requestLogger(level: string, destination?: NodeJS.WritableStream, format: 'auto' | 'json' | 'pretty' = 'auto'): Logger {
   const out = destination ?? process.stdout;
   const readable = format === 'pretty' || (format === 'auto' && (out as { isTTY?: boolean }).isTTY === true);
-  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'kenshin' }, serializers: { req: requestSummary } };
+  // With several serve processes (web/processes.ts) each line says which one wrote it: they share one stdout.
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'kenshin', ...(cluster.isWorker ? { pid: process.pid } : {}) }, serializers: { req: requestSummary } };
   if (!readable) return pino(options, out);
   // sync: lines appear in order with the CLI's own output, and none is lost at exit.
   return pino(options, pretty({ destination: out, sync: true, colorize: (out as { isTTY?: boolean }).isTTY === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss', ignore: 'pid,hostname,service' }));

@@ -25,6 +25,8 @@ import { purgeExpiredSessions } from '../identity/sessions.js';
 import { purgeLoginThrottle } from '../identity/throttle.js';
 import { capConnections } from './limits.js';
 import { checkReadiness } from './health.js';
+import { joinCluster, type ProcessRole } from './processes.js';
+import { metricsUrlOf, serveHealthAndMetrics } from './metrics-listener.js';
 import { loadGatewayKeys } from '../gateway/signing-key.js';
 
 export interface RunningServer {
@@ -49,8 +51,21 @@ export interface RunningServer {
  * that says why and what to do, not a browser error. Proxy mode: plain HTTP behind nginx/HAProxy,
  * the certificate from a header believed only from the proxy's address (web/proxy.ts).
  */
-export async function startServer(config: Config, opts: { clock?: Clock; logStream?: NodeJS.WritableStream } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, opts: { clock?: Clock; logStream?: NodeJS.WritableStream; role?: ProcessRole } = {}): Promise<RunningServer> {
+  // One of several `serve` processes (web/processes.ts), or the only one.
+  const role = opts.role ?? 'single';
   const runtime = await openRuntime(config, opts.clock ? { clock: opts.clock } : {});
+  try {
+    return await startOn(runtime, config, role, opts);
+  } catch (e) {
+    // Closed, so that SQLite removes its -wal and -shm files: a start refused for a damaged file
+    // leaves the data directory as it was, even when the process then exits at once.
+    await runtime.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function startOn(runtime: Runtime, config: Config, role: ProcessRole, opts: { logStream?: NodeJS.WritableStream }): Promise<RunningServer> {
   const authority = await runtime.authority();
   const tlsMaterial = config.mode === 'direct' ? await loadTlsMaterial(config, runtime, authority) : undefined;
 
@@ -67,7 +82,8 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   const caSet = await runtime.caSet();
   const issuers = () => clientIssuers(caSet);
   let draining = false;
-  const metrics = createMetrics(runtime.database.db, runtime.clock);
+  // The database gauges from one process only: the primary sums what every process reports.
+  const metrics = createMetrics(runtime.database.db, runtime.clock, { databaseGauges: role !== 'worker' });
   const proxyIdentity = config.mode === 'proxy' ? presentedFromProxy({ trustedProxies: config.trustedProxies, header: config.proxyCertHeader, issuers }) : undefined;
   const app = await buildApp(
     { runtime, renewal, csrfKey, metrics, gateway },
@@ -99,9 +115,11 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   };
   // At start (before listening, so the first CRL and due reminders exist once the instance is
   // ready); a failure here is logged, not fatal: the hourly run tries again.
-  await housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
+  // With several processes, only the housekeeper does it.
+  const housekeeps = role !== 'worker';
+  if (housekeeps) await housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
   const housekeepingTimer = setInterval(() => {
-    housekeepingRun = housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
+    if (housekeeps) housekeepingRun = housekeeping().catch((err: unknown) => app.log.error({ err }, 'housekeeping failed'));
   }, 3600_000);
   housekeepingTimer.unref();
 
@@ -114,8 +132,9 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
   let url: string;
   let port = 0;
   if ('socket' in config.listen) {
-    // A stale socket file from a crash would make listen fail with EADDRINUSE.
-    fs.rmSync(config.listen.socket, { force: true });
+    // A stale socket file from a crash would make listen fail with EADDRINUSE. With several
+    // processes the primary removes it: here it would unlink the socket another process bound.
+    if (role === 'single') fs.rmSync(config.listen.socket, { force: true });
     await app.listen({ path: config.listen.socket });
     // Group-writable, so the proxy's user can connect when it shares the service's group.
     fs.chmodSync(config.listen.socket, 0o660);
@@ -128,30 +147,19 @@ export async function startServer(config: Config, opts: { clock?: Clock; logStre
     url = `${config.mode === 'direct' ? 'https' : 'http'}://${host}:${port}/`;
   }
 
-  // Metrics (and the health checks) on their own loopback port: Prometheus and the supervisor reach
-  // them without a client certificate, and the port is not reachable from the clinics' side.
+  const probe = { db: runtime.database.db, caLoaded: () => minter.healthy?.() !== false, draining: () => draining };
   let metricsServer: http.Server | undefined;
   let metricsUrl: string | undefined;
-  if (config.metricsListen) {
-    const probe = { db: runtime.database.db, caLoaded: () => minter.healthy?.() !== false, draining: () => draining };
-    metricsServer = http.createServer((req, res) => {
-      if (req.method !== 'GET') return void res.writeHead(405).end();
-      if (req.url === '/metrics') {
-        metrics.registry.metrics().then(
-          (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
-          () => res.writeHead(500).end(),
-        );
-      } else if (req.url === '/healthz') {
-        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
-      } else if (req.url === '/readyz') {
-        void checkReadiness(probe).then((r) => res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(r)));
-      } else {
-        res.writeHead(404).end();
-      }
+  if (role !== 'single') {
+    // One of several processes: the primary serves metrics and health for all (web/processes.ts).
+    joinCluster({ registry: metrics.registry, probe, url, port });
+  } else if (config.metricsListen) {
+    metricsServer = await serveHealthAndMetrics(config.metricsListen, {
+      metrics: () => metrics.registry.metrics(),
+      contentType: metrics.registry.contentType,
+      readiness: () => checkReadiness(probe),
     });
-    await new Promise<void>((resolve) => metricsServer!.listen(config.metricsListen!.port, config.metricsListen!.host, resolve));
-    const a = metricsServer.address();
-    metricsUrl = `http://${config.metricsListen.host}:${typeof a === 'object' && a ? a.port : config.metricsListen.port}/metrics`;
+    metricsUrl = metricsUrlOf(metricsServer, config.metricsListen);
   }
 
   let closing: Promise<void> | undefined;

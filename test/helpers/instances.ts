@@ -15,6 +15,8 @@ export interface Instance {
   /** https://127.0.0.1:PORT/ */
   url: string;
   port: number;
+  /** The process's pid (with KENSHIN_PROCESSES > 1, the primary's). */
+  pid: number;
   readonly stdout: string;
   readonly stderr: string;
   /** Resolves with the exit code (or the signal's name) when the process ends. */
@@ -51,6 +53,7 @@ export async function spawnInstance(name: string, args: string[], env: Record<st
     name,
     url: `https://127.0.0.1:${port}/`,
     port,
+    pid: child.pid!,
     get stdout() {
       return stdout;
     },

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { runCommand, type CliIo, type ExitBox } from '../context.js';
+import { processIo, runCommand, type CliIo, type ExitBox } from '../context.js';
 import { initialise, initialiseIfNeeded, type InitResult } from '../../setup/init.js';
 import { parseListenAddress } from '../../config.js';
 import { startServer } from '../../web/server.js';
+import { processRole, runPrimary } from '../../web/processes.js';
 import { PROXY_TCP_WARNING } from '../../ops/config-check.js';
 import { assertPrivate } from '../../private-files.js';
 
@@ -41,13 +42,23 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
     .option('--init', 'on a fresh data directory, initialise it with the demo tenant first')
     .action(async (o: { listen?: string; init?: boolean }, cmd: Command) =>
       runCommand(io, exit, cmd.optsWithGlobals(), () => (o.listen ? { listen: parseListenAddress(o.listen, 'listen') } : {}), async ({ config }) => {
-        // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
-        const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
-        if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
-        assertPrivate(config.dataDir);
-        const server = await startServer(config);
-        io.stdout(`Kenshin Cloud listening on ${server.url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${'socket' in config.listen ? 'the unix socket peer' : config.trustedProxies.join(', ')})` : ''}\n`);
-        if (config.mode === 'proxy' && 'host' in config.listen) io.stderr(`kenshin: warning: ${PROXY_TCP_WARNING}\n`);
+        const role = processRole();
+        const describeListening = (url: string) => `Kenshin Cloud listening on ${url}${config.mode === 'proxy' ? ` (proxy mode: client certificates from ${config.proxyCertHeader} sent by ${'socket' in config.listen ? 'the unix socket peer' : config.trustedProxies.join(', ')})` : ''}`;
+        if (role === 'single') {
+          // Several instances may start with --init on one data directory: one initialises, the others wait and reuse it.
+          const r = o.init ? await initialiseIfNeeded(config, { demo: true }) : undefined;
+          if (r) io.stdout(describeInit(r, config.publicUrl) + '\n\n');
+          assertPrivate(config.dataDir);
+          if (config.mode === 'proxy' && 'host' in config.listen) io.stderr(`kenshin: warning: ${PROXY_TCP_WARNING}\n`);
+          // Several processes: this one becomes the primary and starts them (web/processes.ts). Only
+          // when this is the `kenshin` process itself: the CLI run inside a test cannot fork itself.
+          if (config.processes > 1 && io === processIo) {
+            exit.code = await runPrimary(config, io, describeListening);
+            return;
+          }
+        }
+        const server = await startServer(config, { role });
+        if (role === 'single') io.stdout(describeListening(server.url) + '\n');
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
         // Also the gateway's assertion key, after `kenshin gateway rotate-key`.
         const reload = () => {
@@ -62,18 +73,30 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
         };
         process.on('SIGHUP', reload);
         await new Promise<void>((resolve) => {
+          let stopped = false;
           const stop = () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
+            if (stopped) return;
+            stopped = true;
+            if (role === 'single') {
+              // A second Ctrl-C then ends the process at once.
+              process.off('SIGINT', stop);
+              process.off('SIGTERM', stop);
+              io.stdout(`shutting down: finishing requests in flight (up to ${config.shutdownGraceSeconds} s)\n`);
+            }
             process.off('SIGHUP', reload);
-            io.stdout(`shutting down: finishing requests in flight (up to ${config.shutdownGraceSeconds} s)\n`);
             void server.close().then(() => {
-              io.stdout('stopped\n');
+              if (role === 'single') io.stdout('stopped\n');
+              // The channel to the primary would keep this process alive.
+              else if (process.connected) process.disconnect();
               resolve();
             });
           };
-          process.on('SIGINT', stop);
           process.on('SIGTERM', stop);
+          if (role === 'single') process.on('SIGINT', stop);
+          // Ctrl-C reaches every process of the group: the primary stops them all with SIGTERM.
+          else process.on('SIGINT', () => {});
+          // The primary gone (killed): nothing hands us connections any more.
+          if (role !== 'single') process.once('disconnect', stop);
         });
       }),
     );

@@ -1,0 +1,212 @@
+import cluster, { type Worker } from 'node:cluster';
+import fs from 'node:fs';
+import http from 'node:http';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import { checkReadiness, type Readiness, type ReadinessProbe } from './health.js';
+import { serveHealthAndMetrics } from './metrics-listener.js';
+
+/**
+ * `kenshin serve` on every core (KENSHIN_PROCESSES, default the core count). Node 20's TLS and HTTP
+ * run on one event loop per process, and `reusePort` arrives only in Node 22, so node:cluster it is:
+ * the primary holds the listening socket and hands each new connection to the next process in turn;
+ * every process is a whole `kenshin serve` (its own mint threads, database connection, caches).
+ *
+ * What stays correct with several processes on one data directory:
+ * - the first process starts alone and the others only once it listens: it migrates the schema
+ *   (SQLite has no migration lock), and a configuration, CA or database it cannot use is reported
+ *   once, with the exit code a single process would give;
+ * - SQLite: every process opens the same WAL file; transactions begin IMMEDIATE, so one process
+ *   waits (busy_timeout) for another's write instead of failing (db/database.ts); a renewal still
+ *   has one successor (the same unique constraints that hold across PostgreSQL instances);
+ * - housekeeping (expired packages, sessions, throttle windows, CRLs, reminders) runs in one
+ *   process, the housekeeper; its replacement takes the role over if it dies;
+ * - metrics: the primary answers /metrics with every process's counters summed (prom-client's
+ *   cluster aggregation); the database gauges come from the housekeeper only, so they are not counted
+ *   twice; /readyz is ready when every process is;
+ * - what a process keeps in memory for a second (gateway decisions, certificate rows) is dropped at
+ *   once in the process that made the change and within the second in the others — as between
+ *   instances on PostgreSQL;
+ * - connection caps (KENSHIN_MAX_CONNECTIONS…) are per process.
+ */
+
+export type ProcessRole = 'single' | 'housekeeper' | 'worker';
+
+/** Set by the primary for the processes it starts; not a setting. */
+export const ROLE_ENV = 'KENSHIN_SERVE_ROLE';
+
+export function processRole(): ProcessRole {
+  if (!cluster.isWorker) return 'single';
+  return process.env[ROLE_ENV] === 'housekeeper' ? 'housekeeper' : 'worker';
+}
+
+type FromWorker = { kenshin: 'listening'; url: string; port: number } | { kenshin: 'readiness'; id: number; result: Readiness };
+type ToWorker = { kenshin: 'readiness?'; id: number };
+
+/**
+ * In a process the primary started: share the metrics, answer readiness questions, and say once
+ * where we listen (the primary prints it once for all of them).
+ */
+export function joinCluster(o: { registry: Registry; probe: ReadinessProbe; url: string; port: number }): void {
+  // Constructing one installs prom-client's answer to the primary's "your metrics?" message.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries(o.registry);
+  process.on('message', (m: ToWorker) => {
+    if (m?.kenshin !== 'readiness?') return;
+    void checkReadiness(o.probe).then((result) => process.send?.({ kenshin: 'readiness', id: m.id, result } satisfies FromWorker));
+  });
+  process.send?.({ kenshin: 'listening', url: o.url, port: o.port } satisfies FromWorker);
+}
+
+export interface ClusterIo {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * The primary: starts `processes` copies of this command, prints where they listen, keeps
+ * them running (a process that dies after starting is replaced), forwards SIGHUP (reload) and
+ * SIGTERM/SIGINT (graceful stop), and serves /metrics, /healthz and /readyz for all of them.
+ * Resolves with the exit code once every process has stopped.
+ */
+export async function runPrimary(config: Config, io: ClusterIo, describeListening: (url: string) => string): Promise<number> {
+  // Removed here, not by each process: the second one would unlink the socket the first one bound.
+  if ('socket' in config.listen) fs.rmSync(config.listen.socket, { force: true });
+
+  const roles = new Map<Worker, Exclude<ProcessRole, 'single'>>();
+  const listening = new Set<Worker>();
+  let stopping = false;
+  let started = false;
+  let failed = false;
+  const fork = (role: Exclude<ProcessRole, 'single'>) => {
+    const w = cluster.fork({ [ROLE_ENV]: role });
+    roles.set(w, role);
+    return w;
+  };
+
+  let readinessId = 0;
+  const pendingReadiness = new Map<number, (r: Readiness) => void>();
+  const askReadiness = (w: Worker) =>
+    new Promise<Readiness | undefined>((resolve) => {
+      const id = ++readinessId;
+      const timer = setTimeout(() => {
+        pendingReadiness.delete(id);
+        resolve(undefined);
+      }, 3000);
+      pendingReadiness.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      w.send({ kenshin: 'readiness?', id } satisfies ToWorker);
+    });
+
+  const exitCode = await new Promise<number>((resolveExit) => {
+    let firstUrl: string | undefined;
+    let metricsServer: http.Server | undefined;
+    const finish = (code: number) => {
+      process.off('SIGHUP', reload);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        metricsServer.close();
+      }
+      resolveExit(code);
+    };
+    const stopAll = (signal: NodeJS.Signals) => {
+      for (const w of roles.keys()) if (!w.isDead()) w.process.kill(signal);
+    };
+    const reload = () => stopAll('SIGHUP');
+    let stoppingSince = 0;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second Ctrl-C: do not wait for the requests in flight. (A repeated SIGTERM is ignored:
+        // `timeout` and a supervisor may send one to the process and one to its group.)
+        if (signal === 'SIGINT' && Date.now() - stoppingSince > 500) {
+          io.stderr('kenshin: stopping now\n');
+          stopAll('SIGKILL');
+        }
+        return;
+      }
+      stopping = true;
+      stoppingSince = Date.now();
+      io.stdout(`shutting down: finishing requests in flight (up to ${config.shutdownGraceSeconds} s)\n`);
+      stopAll('SIGTERM');
+      if (roles.size === 0) finish(failed ? 1 : 0);
+    };
+    process.on('SIGHUP', reload);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+
+    cluster.on('message', (w: Worker, m: FromWorker) => {
+      if (m?.kenshin === 'readiness') {
+        pendingReadiness.get(m.id)?.(m.result);
+        pendingReadiness.delete(m.id);
+        return;
+      }
+      if (m?.kenshin !== 'listening') return;
+      listening.add(w);
+      if (!firstUrl) {
+        firstUrl = m.url;
+        // The first process has started (so the configuration, CA and keys are fine): now the rest.
+        for (let i = 1; i < config.processes; i++) fork('worker');
+      }
+      if (started || listening.size < config.processes) return;
+      started = true;
+      void (async () => {
+        if (config.metricsListen) {
+          const aggregator = new AggregatorRegistry();
+          metricsServer = await serveHealthAndMetrics(config.metricsListen, {
+            metrics: () => aggregator.clusterMetrics(),
+            contentType: aggregator.contentType,
+            readiness: async () => {
+              const answers = await Promise.all([...roles.keys()].filter((x) => !x.isDead()).map(askReadiness));
+              const ready = answers.length > 0 && answers.every((a) => a?.ready === true);
+              return { ready, processes: answers.map((a) => a ?? { ready: false, checks: 'no answer within 3 s' }) };
+            },
+          });
+        }
+        io.stdout(`${describeListening(firstUrl!)} (${config.processes} processes)\n`);
+      })();
+    });
+
+    cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
+      const role = roles.get(w)!;
+      roles.delete(w);
+      listening.delete(w);
+      if (stopping) {
+        if (roles.size === 0) {
+          if (!failed) io.stdout('stopped\n');
+          finish(failed ? 1 : 0);
+        }
+        return;
+      }
+      if (!started && listening.size === 0 && roles.size === 0) {
+        // The first process could not start: it has said why (one line, as a single process would)
+        // and its exit code is ours.
+        failed = true;
+        finish(code ?? 1);
+        return;
+      }
+      if (!started) {
+        // A later process could not start (its error is on stderr already): stop the others.
+        io.stderr(`kenshin: a serve process exited before listening (${signal ?? `code ${code}`}); stopping the others\n`);
+        failed = true;
+        stopping = true;
+        stopAll('SIGTERM');
+        if (roles.size === 0) finish(1);
+        return;
+      }
+      io.stderr(`kenshin: serve process ${w.process.pid} (${role}) exited (${signal ?? `code ${code}`}); starting another\n`);
+      setTimeout(() => {
+        if (!stopping) fork(role);
+      }, RESTART_DELAY_MS);
+    });
+
+    // One first, alone: if it cannot start, the user gets its one error and its exit code.
+    fork('housekeeper');
+  });
+  return exitCode;
+}
