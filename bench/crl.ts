@@ -108,7 +108,7 @@ async function main() {
     const same = (await fetchOnce(p, nPort)).equals(body);
     if (!same) throw new Error('nginx does not serve the same bytes');
     const targets = [
-      { name: 'kenshin', port: kPort, pids: () => [kenshin.pid] },
+      { name: 'kenshin', port: kPort, pids: kenshin.pids },
       { name: 'nginx', port: nPort, pids: nginx.pids },
     ];
     const results: Record<string, { requestsPerSecond: number; megabytesPerSecond: number; serverCpuMsPerRequest: number; p50Ms: number }[]> = { kenshin: [], nginx: [] };

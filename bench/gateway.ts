@@ -155,7 +155,7 @@ async function startGatewayPeer(p: Installation, app: string): Promise<Target> {
 async function startBuiltIn(p: Installation, app: string): Promise<Target> {
   const port = await freePort();
   const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, KENSHIN_UPSTREAM_URL: `http://${app}`, KENSHIN_PUBLIC_URL: `https://127.0.0.1:${port}/` }, listen: { port }, nodeArgs });
-  return { name: 'built-in', description: 'kenshin serve (direct TLS) with KENSHIN_UPSTREAM_URL: the check and the proxy in Kenshin', port, pids: () => [serve.pid], close: serve.close };
+  return { name: 'built-in', description: 'kenshin serve (direct TLS) with KENSHIN_UPSTREAM_URL: the check and the proxy in Kenshin', port, pids: serve.pids, close: serve.close };
 }
 
 /** A real login through the target (the login form with its CSRF token); returns the Cookie header, after checking the application answers with it. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort, startNginx, waitForPort } from './nginx.js';
 import { getOverSocket } from '../test/helpers/front.js';
+import { childPids } from './lib.js';
 
 /** A server under test: where it listens and which processes do its work (for CPU accounting). */
 export interface Target {
@@ -25,6 +26,8 @@ export interface ServeOptions {
 
 export interface ServeProcess {
   pid: number;
+  /** The process and its children: with KENSHIN_PROCESSES > 1 the primary and every serve process. */
+  pids(): number[];
   close(): Promise<void>;
 }
 
@@ -50,6 +53,7 @@ export async function startKenshinServe(o: ServeOptions): Promise<ServeProcess> 
   }
   return {
     pid: child.pid!,
+    pids: () => [child.pid!, ...childPids(child.pid!)],
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -111,7 +115,7 @@ export async function startKenshinBehindNginx(o: BehindNginxOptions): Promise<{ 
     const nginx = await startNginx({ port, workers: 'auto', files: { ...o.files, 'crl.pem': await getOverSocket(socket, '/crl/bundle.pem') }, http: o.conf(socket, port, await freePort()) });
     return {
       port,
-      pids: () => [...nginx.pids(), serve.pid],
+      pids: () => [...nginx.pids(), ...serve.pids()],
       async close() {
         await nginx.close();
         await serve.close();

@@ -108,12 +108,18 @@ async function prepare(): Promise<Prepared> {
 }
 
 /** `kenshin serve` in direct mode: TLS and the client certificate at Kenshin. */
-async function startKenshin(p: Prepared): Promise<Target> {
+async function startKenshin(p: Prepared, processes?: number): Promise<Target> {
   const port = await freePort();
   // --server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the server under load.
   const nodeArgs = (option(argv, '--server-node-args') ?? '').split(' ').filter(Boolean);
-  const serve = await startKenshinServe({ dir: p.dir, env: p.env, listen: { port }, nodeArgs });
-  return { name: 'kenshin', description: 'kenshin serve (direct TLS), GET /api/v1/certificate', port, pids: () => [serve.pid], close: serve.close };
+  const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, ...(processes ? { KENSHIN_PROCESSES: String(processes) } : {}) }, listen: { port }, nodeArgs });
+  return {
+    name: processes ? `kenshin-${processes}p` : 'kenshin',
+    description: `kenshin serve (direct TLS), ${processes ? `KENSHIN_PROCESSES=${processes}` : `KENSHIN_PROCESSES default (${cores})`}, GET /api/v1/certificate`,
+    port,
+    pids: serve.pids,
+    close: serve.close,
+  };
 }
 
 async function startNginxPeer(p: Prepared, body: Buffer, workers: 'auto' | number): Promise<Target & { nginx: RunningNginx }> {
@@ -231,6 +237,8 @@ async function main() {
     // nginx serves exactly the bytes Kenshin answers, so both send the same body.
     targets.push(await startNginxPeer(p, probe.body, 'auto'));
     if (!quick && cores > 1) targets.push(await startNginxPeer(p, probe.body, 1));
+    // One process, as before KENSHIN_PROCESSES: what the other cores add.
+    if (!quick && cores > 1) targets.push(await startKenshin(p, 1));
     targets.push(await startBehindNginx(p));
     // --attach NAME:PORT:PID measures a server started by hand (e.g. an experiment) with the same
     // generator; its CA files are in the data dir printed with --keep-data.
@@ -279,8 +287,8 @@ async function main() {
       return x && y ? round(x / y) : null;
     };
     const ratios = {
-      keepalive: { kenshinVsNginx: ratio('kenshin', 'nginx', 'keepalive'), target: 0.5, behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'keepalive') },
-      handshake: { kenshinVsNginx: ratio('kenshin', 'nginx', 'handshake'), target: 0.9, behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'handshake') },
+      keepalive: { kenshinVsNginx: ratio('kenshin', 'nginx', 'keepalive'), target: 0.5, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'keepalive'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'keepalive') },
+      handshake: { kenshinVsNginx: ratio('kenshin', 'nginx', 'handshake'), target: 0.9, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'handshake'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'handshake') },
     };
     const out = writeResult('mtls', quick, {
       settings: { ...settings, request: `GET ${PATH}`, bodyBytes: probe.body.length, tls: 'TLSv1.3 only on both servers; server certificate P-256 from our issuing CA (the same files); client certificate ' + settings.clientKey },

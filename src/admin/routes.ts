@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendPage, type AppDeps } from '../web/context.js';
 import type { Portal } from '../web/routes/portal.js';
 import { requireOperator as requireOperatorOf, operatorContext } from './guard.js';
-import { dashboard } from './dashboard.js';
+import { dashboard, dashboardSort } from './dashboard.js';
 import { auditCsvStream, searchAudit } from '../audit/search.js';
 import { certificatePage, certificatesPage, dashboardPage, auditPage, issueFormPage, issuedPage, tenantPage, tenantsPage } from './views.js';
 import { addInstitution, addTenant, addUser, generateLoginPassword, resetPassword, setUserInstitutions, setUserLocked, updateTenant } from '../tenancy/service.js';
@@ -29,11 +29,11 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   const ctxOf = operatorContext;
   const query = (req: FastifyRequest) => Object.fromEntries(Object.entries((req.query ?? {}) as Record<string, string>).filter(([k, v]) => typeof v === 'string' && v !== '' && k !== 'lang'));
 
-  app.get('/admin', { schema: { querystring: querySchema({ after: 128 }) } }, async (req, reply) => {
+  app.get('/admin', { schema: { querystring: querySchema({ after: 256, sort: LIMIT.word }) } }, async (req, reply) => {
     const p = await requireOperator(req, reply);
     if (!p) return reply;
-    const after = (req.query as Record<string, unknown>).after;
-    return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock, { after: typeof after === 'string' ? after : undefined })));
+    const { after, sort } = req.query as Record<string, unknown>;
+    return sendPage(reply, 200, dashboardPage(ctxOf(req, p), await dashboard(db, clock, { after: typeof after === 'string' ? after : undefined, sort: dashboardSort(sort) })));
   });
 
   const serialParam = params({ serial: LIMIT.serial });

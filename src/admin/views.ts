@@ -2,7 +2,7 @@ import { displaySerial } from '../ca/serial.js';
 import { html, type Html } from '../web/html.js';
 import { layout, type PageContext } from '../web/views/layout.js';
 import { date, dateTime } from '../web/views/format.js';
-import type { Dashboard } from './dashboard.js';
+import type { Dashboard, DashboardSort } from './dashboard.js';
 import { REVOCATION_REASONS, type CertificateView, type RenewalSummary } from '../certificates/service.js';
 import type { AuditEvent } from '../db/schema.js';
 
@@ -37,6 +37,18 @@ function monthChart(months: Dashboard['months']): Html {
   return html`<svg id="expiry-chart" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="expirations per month"><line x1="0" y1="${base}" x2="${w}" y2="${base}" stroke="#9aa4b1" stroke-width="1"></line>${bars}</svg>`;
 }
 
+/**
+ * A column header of the tenants to chase that sorts by it: a plain link (no script), the current
+ * order marked with aria-sort and an arrow; the expiry column toggles between soonest and latest first.
+ */
+function sortableHeader(ctx: PageContext, current: DashboardSort, column: 'tenant' | 'expiry', label: string): Html {
+  const active = column === 'tenant' ? current === 'tenant' : current !== 'tenant';
+  const descending = column === 'expiry' && current === 'expiry-desc';
+  const target: DashboardSort = column === 'tenant' ? 'tenant' : current === 'expiry' ? 'expiry-desc' : 'expiry';
+  const href = target === 'expiry' ? '/admin#expiring-tenants' : `/admin?sort=${target}#expiring-tenants`;
+  return html`<th${active ? html` aria-sort="${descending ? 'descending' : 'ascending'}"` : ''}><a class="sort" href="${href}" id="sort-${column}" title="${ctx.t('admin.sortHint')}">${label}${active ? (descending ? ' ▼' : ' ▲') : ''}</a></th>`;
+}
+
 export function dashboardPage(ctx: PageContext, d: Dashboard) {
   const { t } = ctx;
   const total = d.buckets.find((b) => b.days === 90)?.count ?? 0;
@@ -48,9 +60,9 @@ export function dashboardPage(ctx: PageContext, d: Dashboard) {
 <section class="card"><h2>${t('admin.expiringTenants')} <small>(${total.toLocaleString('en')})</small></h2>
 ${
   d.expiringTenants.length
-    ? html`<div class="table-scroll"><table class="list wide" id="expiring-tenants"><thead><tr><th>${t('admin.tenant')}</th><th>${t('cert.serial')}</th><th>${t('cert.notAfter')}</th><th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
+    ? html`<div class="table-scroll"><table class="list wide" id="expiring-tenants"><thead><tr>${sortableHeader(ctx, d.sort, 'tenant', t('admin.tenant'))}<th>${t('cert.serial')}</th>${sortableHeader(ctx, d.sort, 'expiry', t('cert.notAfter'))}<th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
 ${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${displaySerial(e.serial)}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
-</tbody></table></div>${d.next ? html`<p class="pager"><a href="/admin?after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
+</tbody></table></div>${d.next ? html`<p class="pager"><a href="/admin?${d.sort === 'expiry' ? '' : `sort=${d.sort}&`}after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
     : html`<p>${t('admin.none')}</p>`
 }</section>`,
   );

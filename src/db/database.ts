@@ -18,6 +18,7 @@ import * as m012 from './migrations/012_certificate_imports.js';
 import * as m013 from './migrations/013_onboarding.js';
 import * as m014 from './migrations/014_onboarding_jobs.js';
 import * as m015 from './migrations/015_save_screen_and_clients.js';
+import * as m016 from './migrations/016_certificates_renewed_flag.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -46,6 +47,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '013_onboarding': m013,
   '014_onboarding_jobs': m014,
   '015_save_screen_and_clients': m015,
+  '016_certificates_renewed_flag': m016,
 };
 
 class StaticProvider implements MigrationProvider {

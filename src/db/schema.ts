@@ -60,6 +60,8 @@ export interface CertificatesTable {
   revoked_at: string | null;
   revocation_reason: string | null;
   predecessor_id: number | null;
+  /** 1 once a successor exists (set by a trigger on the successor's insert: migration 016). */
+  has_successor: Generated<number>;
   issued_via: IssuedVia;
   issuer_fingerprint: string;
   pem: string;

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
@@ -72,10 +73,11 @@ function databaseGauges(registry: Registry, db: Db, clock: Clock): void {
         const r = await db
           .selectFrom('certificates as c')
           .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('c.status', '=', 'active')
+          .where('c.status', '=', sql.lit('active'))
           .where('c.not_after', '>', now.toISOString())
           .where('c.not_after', '<=', new Date(now.getTime() + days * DAY_MS).toISOString())
-          .where(({ not, exists, selectFrom }) => not(exists(selectFrom('certificates as s').select('s.id').whereRef('s.predecessor_id', '=', 'c.id'))))
+          // has_successor (migration 016): a range of the partial index certificates_unrenewed, not a probe per row.
+          .where('c.has_successor', '=', sql.lit(0))
           .executeTakeFirstOrThrow();
         this.set({ within_days: String(days) }, Number(r.n));
       }

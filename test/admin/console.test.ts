@@ -44,6 +44,15 @@ for (const dialect of testDialects()) {
       assert.match(page.text, new RegExp(soon.row.serial));
       assert.match(page.text, new RegExp(later.row.serial));
       assert.doesNotMatch(page.text, new RegExp(`>${renewed.row.serial}<`), 'renewed certificates are done');
+      // Sortable headers: soonest first is marked; its header links to latest first, and that page back.
+      assert.match(page.text, /<th aria-sort="ascending"><a class="sort" href="\/admin\?sort=expiry-desc#expiring-tenants" id="sort-expiry"[^>]*>有効期限 ▲<\/a><\/th>/);
+      assert.ok(page.text.indexOf(soon.row.serial) < page.text.indexOf(later.row.serial), 'soonest first');
+      const desc = await c.get('/admin?sort=expiry-desc');
+      assert.match(desc.text, /<th aria-sort="descending"><a class="sort" href="\/admin#expiring-tenants" id="sort-expiry"[^>]*>有効期限 ▼<\/a>/);
+      assert.ok(desc.text.indexOf(later.row.serial) < desc.text.indexOf(soon.row.serial), 'latest first');
+      assert.match((await c.get('/admin?sort=tenant')).text, /<th aria-sort="ascending"><a class="sort" href="\/admin\?sort=tenant#expiring-tenants" id="sort-tenant"/);
+      // An order we do not offer is the default, not an error.
+      assert.match((await c.get('/admin?sort=bogus')).text, /id="sort-expiry"[^>]*>有効期限 ▲/);
     });
 
     test('certificates: filtered list and the lineage of a renewed one', async () => {

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { testDialects } from '../helpers/databases.js';
 import { makeWorld } from '../helpers/world.js';
 import { addTenant } from '../../src/tenancy/service.js';
-import { dashboard, expiringPage, DASHBOARD_PAGE } from '../../src/admin/dashboard.js';
+import { dashboard, dashboardSort, expiringPage, DASHBOARD_PAGE, DASHBOARD_SORTS, type ExpiringTenant } from '../../src/admin/dashboard.js';
 import { DAY_MS } from '../../src/clock.js';
 
 /**
@@ -67,6 +67,69 @@ for (const dialect of testDialects()) {
       for (const bad of ['', 'x', Buffer.from(`${new Date().toISOString()}|1 or 1=1`).toString('base64url')]) {
         assert.deepEqual((await expiringPage(db, w.clock, bad)).rows.map((r) => r.serial), first.rows.map((r) => r.serial));
       }
+    });
+  });
+}
+
+/**
+ * The tenants to chase in each order the console offers (column headers): every page a keyset range,
+ * so walking the pages must give each certificate once and in order — ties on the expiry included.
+ */
+for (const dialect of testDialects()) {
+  describe(`the tenants to chase, sorted, on ${dialect}`, async () => {
+    const w = await makeWorld(dialect);
+    const db = w.runtime.database.db;
+    const now = w.clock.now().getTime();
+    const codes = ['T0300', 'T0100', 'T0200'];
+    for (const code of codes) await addTenant({ db, clock: w.clock }, { code, name: `医院 ${code}` }, 'test');
+    const tenants = await db.selectFrom('tenants').select(['id', 'code']).execute();
+    let n = 0;
+    for (const t of tenants) {
+      for (let i = 0; i < 45; i++) {
+        n++;
+        // Days 1..15, so many certificates share one expiry (the tie the id breaks).
+        const notAfter = new Date(now + (1 + ((n * 7) % 15)) * DAY_MS).toISOString();
+        await sql`insert into certificates (serial, tenant_id, subject, subject_der, key_type, fingerprint_sha256, not_before, not_after, status, issued_via, issuer_fingerprint, pem, created_at)
+          values (${(0x1000 + n).toString(16)}, ${t.id}, ${`CN=${t.code}`}, '', 'p256', ${n.toString(16).padStart(64, '0')}, ${new Date(now - 1000 * DAY_MS).toISOString()}, ${notAfter}, 'active', 'operator', 'issuer', '', ${new Date(now).toISOString()})`.execute(db);
+      }
+    }
+    const walk = async (sort: (typeof DASHBOARD_SORTS)[number]) => {
+      const all: ExpiringTenant[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await expiringPage(db, w.clock, cursor, sort);
+        all.push(...page.rows);
+        cursor = page.next;
+      } while (cursor);
+      return all;
+    };
+    const key = (e: ExpiringTenant) => e.notAfter;
+
+    test('soonest first (the default), latest first, by tenant: each certificate once, in that order', async () => {
+      for (const sort of DASHBOARD_SORTS) {
+        const rows = await walk(sort);
+        assert.equal(rows.length, 135, sort);
+        assert.equal(new Set(rows.map((r) => r.serial)).size, 135, `${sort}: each once`);
+        for (let i = 1; i < rows.length; i++) {
+          const [a, b] = [rows[i - 1]!, rows[i]!];
+          if (sort === 'expiry') assert.ok(key(a) <= key(b), `${sort} at ${i}`);
+          if (sort === 'expiry-desc') assert.ok(key(a) >= key(b), `${sort} at ${i}`);
+          if (sort === 'tenant') assert.ok(a.tenantCode < b.tenantCode || (a.tenantCode === b.tenantCode && key(a) <= key(b)), `${sort} at ${i}`);
+        }
+      }
+      assert.deepEqual([...new Set((await walk('tenant')).map((r) => r.tenantCode))], ['T0100', 'T0200', 'T0300']);
+      const d = await dashboard(db, w.clock, { sort: 'expiry-desc' });
+      assert.equal(d.sort, 'expiry-desc');
+      assert.deepEqual(d.expiringTenants.map((r) => r.serial), (await walk('expiry-desc')).slice(0, DASHBOARD_PAGE).map((r) => r.serial));
+    });
+
+    test('an unknown order is the default; a cursor of another order gives that order’s first page', async () => {
+      assert.equal(dashboardSort('tenant'), 'tenant');
+      assert.equal(dashboardSort('name; drop table'), 'expiry');
+      assert.equal(dashboardSort(undefined), 'expiry');
+      const byExpiry = await expiringPage(db, w.clock);
+      const byTenant = await expiringPage(db, w.clock, undefined, 'tenant');
+      assert.deepEqual((await expiringPage(db, w.clock, byExpiry.next, 'tenant')).rows.map((r) => r.serial), byTenant.rows.map((r) => r.serial));
     });
   });
 }

@@ -62,6 +62,10 @@ for (const dialect of testDialects()) {
       // The predecessor stays valid until its own expiry.
       const again = await db.selectFrom('certificates').selectAll().where('id', '=', old.id).executeTakeFirstOrThrow();
       assert.equal(again.status, 'active');
+      // Marked as renewed in the successor's transaction (the trigger of migration 016): the dashboard counts by it.
+      assert.equal(old.has_successor, 0);
+      assert.equal(again.has_successor, 1);
+      assert.equal(r.successor.has_successor, 0);
       const pkg = await openPackage(deps, { downloadId: r.renewal.download_id }, old);
       assert.equal(pkg.filename, `T0001_${jstDate(T0).replace(/-/g, '')}.p12`);
       assert.equal(pkg.contents.password, r.password);

@@ -187,6 +187,7 @@ export const en: Catalog = {
   'admin.expiringWithin': (p: { days: number }) => `Expiring within ${p.days} days`,
   'admin.perMonth': 'Expirations per month (next 36 months, not yet renewed)',
   'admin.expiringTenants': 'Tenants expiring within 90 days without a renewal',
+  'admin.sortHint': 'Click to sort',
   'admin.lastReminder': 'Last reminder',
   'admin.nextPage': 'Next 50 →',
   'admin.none': 'None',

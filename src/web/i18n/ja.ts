@@ -183,6 +183,7 @@ export const ja = {
   'admin.expiringWithin': (p: { days: number }) => `${p.days}日以内に期限切れ`,
   'admin.perMonth': '月別の有効期限 (今後36か月、未更新のみ)',
   'admin.expiringTenants': '90日以内に期限切れで未更新の契約先',
+  'admin.sortHint': 'クリックで並べ替え',
   'admin.lastReminder': '最終通知',
   'admin.nextPage': '次の50件 →',
   'admin.none': 'ありません',
