@@ -18,21 +18,28 @@ export function adminLayout(ctx: PageContext, title: string, body: Html, opts: {
 
 /**
  * Expirations per month as a server-rendered SVG bar chart (no script, CSP-safe): each bar with its
- * count above it, a month label every third bar, and a baseline, so it reads without hovering.
+ * count (turned upright along the bar, so five-digit counts of a million-certificate installation
+ * fit a 20-pixel bar: inside it in white when the bar is tall enough, above it otherwise), a month
+ * label every third bar, and a baseline, so it reads without hovering.
  */
 function monthChart(months: Dashboard['months']): Html {
   const w = 720;
-  const h = 200;
-  const top = 14;
+  const h = 220;
+  const top = 8;
   const base = h - 18;
   const barW = w / months.length;
   const max = Math.max(1, ...months.map((m) => m.count));
   const bars = months.map((m, i) => {
-    const bh = Math.round((m.count / max) * (base - top - 4));
+    const bh = Math.round((m.count / max) * (base - top - 40));
     const x = i * barW + 2;
+    const cx = x + (barW - 4) / 2 + 3;
+    const text = m.count.toLocaleString('en');
+    // About 5.5 px per character at this size: inside when the bar has room for the figure and a margin.
+    const inside = bh >= text.length * 5.5 + 8;
+    const y = inside ? base - 4 : base - bh - 3;
     const label = i % 3 === 0 ? html`<text x="${x.toFixed(1)}" y="${h - 4}" font-size="10" fill="#5b6675">${m.month}</text>` : '';
-    const value = m.count > 0 ? html`<text x="${(x + (barW - 4) / 2).toFixed(1)}" y="${base - bh - 3}" font-size="9" text-anchor="middle" fill="#1b2430">${m.count.toLocaleString('en')}</text>` : '';
-    return html`<g><title>${m.month}: ${m.count}</title><rect x="${x.toFixed(1)}" y="${base - bh}" width="${(barW - 4).toFixed(1)}" height="${bh}" fill="#1f5fae"></rect>${value}${label}</g>`;
+    const value = m.count > 0 ? html`<text x="${cx.toFixed(1)}" y="${y}" transform="rotate(-90 ${cx.toFixed(1)} ${y})" font-size="9" fill="${inside ? '#ffffff' : '#1b2430'}" class="bar-value">${text}</text>` : '';
+    return html`<g><title>${m.month}: ${text}</title><rect x="${x.toFixed(1)}" y="${base - bh}" width="${(barW - 4).toFixed(1)}" height="${bh}" fill="#1f5fae"></rect>${value}${label}</g>`;
   });
   return html`<svg id="expiry-chart" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="expirations per month"><line x1="0" y1="${base}" x2="${w}" y2="${base}" stroke="#9aa4b1" stroke-width="1"></line>${bars}</svg>`;
 }
@@ -55,13 +62,13 @@ export function dashboardPage(ctx: PageContext, d: Dashboard) {
   return adminLayout(
     ctx,
     t('admin.nav.dashboard'),
-    html`<section class="tiles" id="buckets">${d.buckets.map((b) => html`<div class="tile"><span class="tile-label">${t('admin.expiringWithin', { days: b.days })}</span><span class="tile-value" id="bucket-${b.days}">${b.count}</span></div>`)}</section>
+    html`<section class="tiles" id="buckets">${d.buckets.map((b) => html`<div class="tile"><span class="tile-label">${t('admin.expiringWithin', { days: b.days })}</span><span class="tile-value" data-count="${b.count}" id="bucket-${b.days}">${b.count.toLocaleString('en')}</span></div>`)}</section>
 <section class="card"><h2>${t('admin.perMonth')}</h2>${monthChart(d.months)}</section>
 <section class="card"><h2>${t('admin.expiringTenants')} <small>(${total.toLocaleString('en')})</small></h2>
 ${
   d.expiringTenants.length
     ? html`<div class="table-scroll"><table class="list wide" id="expiring-tenants"><thead><tr>${sortableHeader(ctx, d.sort, 'tenant', t('admin.tenant'))}<th>${t('cert.serial')}</th>${sortableHeader(ctx, d.sort, 'expiry', t('cert.notAfter'))}<th>${t('admin.contact')}</th><th>${t('admin.lastReminder')}</th></tr></thead><tbody>
-${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td><a href="/admin/certificates/${e.serial}"><code>${displaySerial(e.serial)}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
+${d.expiringTenants.map((e) => html`<tr><td class="tenant">${e.tenantCode} ${e.tenantName}</td><td class="serial"><a href="/admin/certificates/${e.serial}"><code>${displaySerial(e.serial)}</code></a></td><td class="nowrap">${date(e.notAfter)}</td><td class="mail">${e.contactEmail ?? '—'}</td><td class="nowrap">${e.lastReminderAt ? dateTime(e.lastReminderAt) : '—'}</td></tr>`)}
 </tbody></table></div>${d.next ? html`<p class="pager"><a href="/admin?${d.sort === 'expiry' ? '' : `sort=${d.sort}&`}after=${d.next}" id="next-page" rel="next">${t('admin.nextPage')}</a></p>` : ''}`
     : html`<p>${t('admin.none')}</p>`
 }</section>`,
