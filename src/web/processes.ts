@@ -118,7 +118,10 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
     const stopAll = (signal: NodeJS.Signals) => {
       for (const w of roles.keys()) if (!w.isDead()) w.process.kill(signal);
     };
-    const reload = () => stopAll('SIGHUP');
+    // Only to processes that listen (their handlers are installed), and not while stopping.
+    const reload = () => {
+      if (!stopping) for (const w of listening) if (!w.isDead()) w.process.kill('SIGHUP');
+    };
     let stoppingSince = 0;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -146,7 +149,7 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
         pendingReadiness.delete(m.id);
         return;
       }
-      if (m?.kenshin !== 'listening') return;
+      if (m?.kenshin !== 'listening' || stopping) return;
       listening.add(w);
       if (!firstUrl) {
         firstUrl = m.url;
