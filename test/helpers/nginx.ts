@@ -67,9 +67,25 @@ export function testableConf(shipped: string, files: NginxFiles, port: number, h
  * port when the caller had to know it before (Kenshin's public URL is the assertion's issuer).
  */
 export async function startNginx(dir: string, files: NginxFiles, opts: { port?: number; conf?: (port: number, httpPort: number) => string } = {}): Promise<RunningNginx> {
+  // freePort() closes the port it found before nginx binds it, so another test process can take it
+  // in between. Ports we chose are chosen again; a port the caller fixed is its problem to report.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNginxOnce(dir, files, opts);
+    } catch (e) {
+      if (!(e instanceof PortTaken) || opts.port !== undefined || attempt === 5) throw e;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startNginxOnce(dir: string, files: NginxFiles, opts: { port?: number; conf?: (port: number, httpPort: number) => string }): Promise<RunningNginx> {
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   const port = opts.port ?? (await freePort());
   const httpPort = await freePort();
+  const pidFile = path.join(dir, 'nginx.pid');
+  fs.rmSync(pidFile, { force: true });
   fs.writeFileSync(path.join(dir, 'kenshin.conf'), opts.conf ? opts.conf(port, httpPort) : testableConf(fs.readFileSync(SHIPPED_CONF, 'utf8'), files, port, httpPort));
   const t = (n: string) => path.join(dir, 'tmp', n);
   fs.writeFileSync(
@@ -78,7 +94,7 @@ export async function startNginx(dir: string, files: NginxFiles, opts: { port?: 
       // As root, nginx's workers would become "nobody" and could not open the test's socket.
       process.getuid?.() === 0 ? 'user root;' : '',
       'worker_processes 1;',
-      `pid ${path.join(dir, 'nginx.pid')};`,
+      `pid ${pidFile};`,
       `error_log ${path.join(dir, 'error.log')} info;`,
       'events { worker_connections 1024; }',
       'http {',
@@ -94,24 +110,41 @@ export async function startNginx(dir: string, files: NginxFiles, opts: { port?: 
   test.stderr.on('data', (d: Buffer) => (testOut += d.toString()));
   const testCode = await new Promise<number | null>((resolve) => test.on('exit', resolve));
   if (testCode !== 0) throw new Error(`nginx -t failed:\n${testOut}`);
+  // `nginx -t` leaves no pid file, but be sure the one we wait for is the server's own.
+  fs.rmSync(pidFile, { force: true });
 
   const child: ChildProcess = spawn(NGINX, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const failed = () => {
+    if (/Address already in use/.test(stderr)) return new PortTaken(`nginx could not listen on ${port}/${httpPort}: ${stderr}`);
+    return new Error(`nginx exited: ${stderr}`);
+  };
   const up = async () => {
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      });
+    // nginx writes its pid file only once it holds its listening sockets; until then a TLS answer on
+    // the port may come from another test's nginx (nginx retries a busy bind for 2.5 s).
+    for (let i = 0; i < 200; i++) {
+      if (child.exitCode !== null || child.signalCode !== null) throw failed();
+      const ours = fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() === String(child.pid);
+      const ok =
+        ours &&
+        (await new Promise<boolean>((resolve) => {
+          const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.on('error', () => resolve(false));
+        }));
       if (ok) return;
-      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+      if (/Address already in use/.test(stderr)) {
+        child.kill('SIGKILL');
+        await exited;
+        throw failed();
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
+    child.kill('SIGKILL');
     throw new Error(`nginx did not start: ${stderr}`);
   };
   await up();

@@ -4,8 +4,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
+import tls from 'node:tls';
 import { makeWorld } from '../helpers/world.js';
 import { startFront } from '../helpers/front.js';
+import { startNginx } from '../helpers/nginx.js';
 import { TlsClient } from '../helpers/client.js';
 import { kenshin } from '../helpers/cli.js';
 import { addTenant } from '../../src/tenancy/service.js';
@@ -99,5 +102,20 @@ describe('Kenshin behind Debian nginx with deploy/nginx.conf', async () => {
     const r = await client().get('/readyz');
     assert.equal(r.status, 200);
     assert.equal(r.json().ready, true);
+  });
+
+  test('a test nginx that cannot have its port fails instead of passing off another server as its own', async () => {
+    // Another test process may take a port between freePort() and nginx's bind. A TLS server that
+    // answers on it must not be mistaken for this nginx (CI once ran a suite against a stopped one).
+    const squatter = tls.createServer({ cert: fs.readFileSync(nginx.dir + '/fullchain.pem'), key: fs.readFileSync(nginx.dir + '/privkey.pem') });
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const port = (squatter.address() as net.AddressInfo).port;
+    try {
+      const files = { upstreamSocket: '/nonexistent.sock', tlsCert: nginx.dir + '/fullchain.pem', tlsKey: nginx.dir + '/privkey.pem', clientCa: nginx.dir + '/client-ca.pem', crl: nginx.dir + '/crl.pem' };
+      const dir = path.join(w.dir, 'squatted');
+      await assert.rejects(startNginx(dir, files, { port }), /could not listen on .*Address already in use/s);
+    } finally {
+      squatter.close();
+    }
   });
 });
