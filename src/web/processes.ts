@@ -1,7 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import fs from 'node:fs';
 import http from 'node:http';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { ClusterMetrics, type MetricsSnapshot } from './cluster-metrics.js';
 import type { Config } from '../config.js';
 import { checkReadiness, type Readiness, type ReadinessProbe } from './health.js';
 import { serveHealthAndMetrics } from './metrics-listener.js';
@@ -40,22 +41,30 @@ export function processRole(): ProcessRole {
   return process.env[ROLE_ENV] === 'housekeeper' ? 'housekeeper' : 'worker';
 }
 
-type FromWorker = { kenshin: 'listening'; url: string; port: number } | { kenshin: 'readiness'; id: number; result: Readiness };
-type ToWorker = { kenshin: 'readiness?'; id: number };
+type Question = 'readiness?' | 'metrics?';
+type FromWorker = { kenshin: 'listening'; url: string; port: number } | { kenshin: 'answer'; id: number; result: unknown };
+type ToWorker = { kenshin: Question; id: number };
 
 /**
- * In a process the primary started: share the metrics, answer readiness questions, and say once
- * where we listen (the primary prints it once for all of them).
+ * In a process the primary started: answer the primary's questions (readiness, metrics), and say
+ * once where we listen (the primary prints it once for all of them).
  */
 export function joinCluster(o: { registry: Registry; probe: ReadinessProbe; url: string; port: number }): void {
-  // Constructing one installs prom-client's answer to the primary's "your metrics?" message.
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries(o.registry);
+  const answers: Record<Question, () => Promise<unknown>> = {
+    'readiness?': () => checkReadiness(o.probe),
+    'metrics?': () => o.registry.getMetricsAsJSON(),
+  };
   process.on('message', (m: ToWorker) => {
-    if (m?.kenshin !== 'readiness?') return;
-    void checkReadiness(o.probe).then((result) => process.send?.({ kenshin: 'readiness', id: m.id, result } satisfies FromWorker));
+    const answer = answers[m?.kenshin];
+    if (!answer) return;
+    void answer().then((result) => sendToPrimary({ kenshin: 'answer', id: m.id, result }));
   });
-  process.send?.({ kenshin: 'listening', url: o.url, port: o.port } satisfies FromWorker);
+  sendToPrimary({ kenshin: 'listening', url: o.url, port: o.port });
+}
+
+/** The channel closes while a process stops (and if the primary is killed): a late answer is dropped. */
+function sendToPrimary(m: FromWorker): void {
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
 }
 
 export interface ClusterIo {
@@ -63,7 +72,17 @@ export interface ClusterIo {
   stderr(s: string): void;
 }
 
+/** A process that dies is replaced after a second; one that keeps dying before it listens, ever later. */
 const RESTART_DELAY_MS = 1000;
+const MAX_RESTART_DELAY_MS = 30_000;
+const ANSWER_TIMEOUT_MS = 3000;
+
+interface ProcessAnswer {
+  pid: number;
+  role: Exclude<ProcessRole, 'single'>;
+  ready: boolean;
+  checks: Readiness['checks'] | string;
+}
 
 /**
  * The primary: starts `processes` copies of this command, prints where they listen, keeps
@@ -77,30 +96,63 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
 
   const roles = new Map<Worker, Exclude<ProcessRole, 'single'>>();
   const listening = new Set<Worker>();
+  const metrics = new ClusterMetrics();
   let stopping = false;
   let started = false;
   let failed = false;
+  let restartDelay = RESTART_DELAY_MS;
   const fork = (role: Exclude<ProcessRole, 'single'>) => {
     const w = cluster.fork({ [ROLE_ENV]: role });
     roles.set(w, role);
+    // A send to a process that is exiting fails with an 'error' event, which unheard would end the primary.
+    w.on('error', (e: Error) => io.stderr(`kenshin: serve process ${w.process.pid}: ${e.message}\n`));
     return w;
   };
 
-  let readinessId = 0;
-  const pendingReadiness = new Map<number, (r: Readiness) => void>();
-  const askReadiness = (w: Worker) =>
-    new Promise<Readiness | undefined>((resolve) => {
-      const id = ++readinessId;
-      const timer = setTimeout(() => {
-        pendingReadiness.delete(id);
-        resolve(undefined);
-      }, 3000);
-      pendingReadiness.set(id, (r) => {
+  let questionId = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  /** undefined: no answer (the process is exiting, or busy beyond the timeout). */
+  const ask = <T>(w: Worker, kenshin: Question) =>
+    new Promise<T | undefined>((resolve) => {
+      if (!w.isConnected()) return resolve(undefined);
+      const id = ++questionId;
+      const done = (r: T | undefined) => {
         clearTimeout(timer);
+        pending.delete(id);
         resolve(r);
+      };
+      const timer = setTimeout(() => done(undefined), ANSWER_TIMEOUT_MS);
+      pending.set(id, (r) => done(r as T));
+      w.send({ kenshin, id } satisfies ToWorker, undefined, (e) => {
+        if (e) done(undefined);
       });
-      w.send({ kenshin: 'readiness?', id } satisfies ToWorker);
     });
+
+  // Only processes that listen are asked: one that is starting has no answer yet, and would make
+  // every scrape wait for the timeout.
+  const scrape = async () => {
+    await Promise.all(
+      [...listening].map(async (w) => {
+        const snapshot = await ask<MetricsSnapshot>(w, 'metrics?');
+        if (snapshot && listening.has(w)) metrics.update(w.id, snapshot);
+      }),
+    );
+    return metrics.text();
+  };
+  const readiness = async () => {
+    const asked = [...listening];
+    const processes: ProcessAnswer[] = await Promise.all(
+      asked.map(async (w) => {
+        const r = await ask<Readiness>(w, 'readiness?');
+        return { pid: w.process.pid!, role: roles.get(w) ?? 'worker', ready: r?.ready === true, checks: r?.checks ?? `no answer within ${ANSWER_TIMEOUT_MS / 1000} s` };
+      }),
+    );
+    // Ready to serve: every process that takes connections says so, and one of them is the
+    // housekeeper (without it expired packages and sessions are not swept, CRLs not refreshed).
+    const housekeeper = processes.some((p) => p.role === 'housekeeper');
+    const ready = !stopping && processes.length > 0 && housekeeper && processes.every((p) => p.ready);
+    return { ready, expected: config.processes, listening: processes.length, housekeeper: housekeeper ? 'ok' : 'restarting', processes };
+  };
 
   const exitCode = await new Promise<number>((resolveExit) => {
     let firstUrl: string | undefined;
@@ -144,13 +196,13 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
     process.on('SIGINT', stop);
 
     cluster.on('message', (w: Worker, m: FromWorker) => {
-      if (m?.kenshin === 'readiness') {
-        pendingReadiness.get(m.id)?.(m.result);
-        pendingReadiness.delete(m.id);
+      if (m?.kenshin === 'answer') {
+        pending.get(m.id)?.(m.result);
         return;
       }
       if (m?.kenshin !== 'listening' || stopping) return;
       listening.add(w);
+      restartDelay = RESTART_DELAY_MS;
       if (!firstUrl) {
         firstUrl = m.url;
         // The first process has started (so the configuration, CA and keys are fine): now the rest.
@@ -160,16 +212,7 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       started = true;
       void (async () => {
         if (config.metricsListen) {
-          const aggregator = new AggregatorRegistry();
-          metricsServer = await serveHealthAndMetrics(config.metricsListen, {
-            metrics: () => aggregator.clusterMetrics(),
-            contentType: aggregator.contentType,
-            readiness: async () => {
-              const answers = await Promise.all([...roles.keys()].filter((x) => !x.isDead()).map(askReadiness));
-              const ready = answers.length > 0 && answers.every((a) => a?.ready === true);
-              return { ready, processes: answers.map((a) => a ?? { ready: false, checks: 'no answer within 3 s' }) };
-            },
-          });
+          metricsServer = await serveHealthAndMetrics(config.metricsListen, { metrics: scrape, contentType: metrics.contentType, readiness });
         }
         io.stdout(`${describeListening(firstUrl!)} (${config.processes} processes)\n`);
       })();
@@ -177,8 +220,10 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
 
     cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
       const role = roles.get(w)!;
+      const hadListened = listening.has(w);
       roles.delete(w);
       listening.delete(w);
+      metrics.retire(w.id);
       if (stopping) {
         if (roles.size === 0) {
           if (!failed) io.stdout('stopped\n');
@@ -202,10 +247,14 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
         if (roles.size === 0) finish(1);
         return;
       }
-      io.stderr(`kenshin: serve process ${w.process.pid} (${role}) exited (${signal ?? `code ${code}`}); starting another\n`);
+      // A replacement that dies before it listens (the CA file damaged since, the database gone)
+      // would otherwise be restarted every second for ever, each time with its error on stderr.
+      const delay = hadListened ? RESTART_DELAY_MS : restartDelay;
+      if (!hadListened) restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
+      io.stderr(`kenshin: serve process ${w.process.pid} (${role}) exited (${signal ?? `code ${code}`}); starting another in ${delay / 1000} s\n`);
       setTimeout(() => {
         if (!stopping) fork(role);
-      }, RESTART_DELAY_MS);
+      }, delay);
     });
 
     // One first, alone: if it cannot start, the user gets its one error and its exit code.

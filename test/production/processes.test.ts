@@ -180,20 +180,72 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
     assert.equal(metric(m.text, 'kenshin_certificates{state="active"}'), all);
   });
 
-  test('a process that dies is replaced; the service keeps answering', async () => {
-    const [victim] = childrenOf(serve!.pid);
-    process.kill(victim!, 'SIGKILL');
-    for (let n = 0; n < 100 && !(childrenOf(serve!.pid).length === 2 && !childrenOf(serve!.pid).includes(victim!)); n++) await sleep(100);
-    const now = childrenOf(serve!.pid);
-    assert.equal(now.length, 2);
-    assert.ok(!now.includes(victim!));
-    assert.match(serve!.stderr, new RegExp(`serve process ${victim} \\((housekeeper|worker)\\) exited \\(SIGKILL\\); starting another`));
-    for (let n = 0; n < 100; n++) {
-      const r = await getLocal(`http://127.0.0.1:${metricsPort}/readyz`);
-      if (r.status === 200 && (JSON.parse(r.text) as { processes: unknown[] }).processes.length === 2) break;
+  const served200 = async () => {
+    const m = await getLocal(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(m.status, 200, m.text);
+    return metric(m.text, 'kenshin_http_request_duration_seconds_count{route="/api/v1/certificate",method="GET",status="200"}');
+  };
+  const readyz = async () => {
+    const r = await getLocal(`http://127.0.0.1:${metricsPort}/readyz`);
+    return { status: r.status, body: JSON.parse(r.text) as { ready: boolean; housekeeper: string; listening: number; processes: { pid: number; role: string; ready: boolean }[] } };
+  };
+  const waitReadyAgain = async () => {
+    for (let n = 0; n < 150; n++) {
+      const r = await readyz();
+      if (r.status === 200 && r.body.processes.length === 2) return r;
       await sleep(100);
     }
+    assert.fail(`not ready again: ${JSON.stringify(await readyz())}\n${serve!.stderr}`);
+  };
+
+  test('a process that dies is replaced; metrics answer while it starts and never go down; the service keeps answering', async () => {
+    const before = await served200();
+    assert.ok(before >= 20);
+    const { body } = await readyz();
+    const victim = body.processes.find((p) => p.role === 'worker')!.pid;
+    process.kill(victim, 'SIGKILL');
+    // The replacement exists but does not listen yet: a scrape must not wait for it, nor lose what
+    // the dead process counted (Prometheus would read the drop as a counter reset).
+    for (let n = 0; n < 100 && !(childrenOf(serve!.pid).length === 2 && !childrenOf(serve!.pid).includes(victim)); n++) await sleep(20);
+    assert.ok((await served200()) >= before, 'the sum did not fall while the replacement starts');
+    await waitReadyAgain();
+    assert.equal(childrenOf(serve!.pid).length, 2);
+    assert.match(serve!.stderr, new RegExp(`serve process ${victim} \\(worker\\) exited \\(SIGKILL\\); starting another in 1 s`));
     for (let n = 0; n < 6; n++) assert.equal((await new TlsClient(serve!.url, ca, certs.plain!).get('/api/v1/certificate')).status, 200);
+    assert.ok((await served200()) >= before + 6, 'the replacement’s requests are added to what the others counted');
+  });
+
+  test('while the housekeeper is replaced, /readyz says not ready and why', async () => {
+    const housekeeper = (await readyz()).body.processes.find((p) => p.role === 'housekeeper')!.pid;
+    process.kill(housekeeper, 'SIGKILL');
+    for (let n = 0; n < 100 && !serve!.stderr.includes(`serve process ${housekeeper} (housekeeper) exited`); n++) await sleep(20);
+    // Its replacement starts a second later at the earliest.
+    const vacant = await readyz();
+    assert.equal(vacant.status, 503, JSON.stringify(vacant.body));
+    assert.equal(vacant.body.housekeeper, 'restarting');
+    assert.equal(vacant.body.listening, 1);
+    const again = await waitReadyAgain();
+    assert.equal(again.body.housekeeper, 'ok');
+    assert.ok(again.body.processes.some((p) => p.role === 'housekeeper' && p.pid !== housekeeper));
+  });
+
+  test('a replacement that cannot start is retried ever later, and the service recovers once it can', async () => {
+    const issuing = path.join(dataDir, 'ca', 'issuing.crt');
+    const original = fs.readFileSync(issuing);
+    const victim = (await readyz()).body.processes.find((p) => p.role === 'worker')!.pid;
+    fs.writeFileSync(issuing, 'not a certificate\n');
+    try {
+      process.kill(victim, 'SIGKILL');
+      for (let n = 0; n < 200 && !/exited \(code 2\); starting another in 2 s/.test(serve!.stderr); n++) await sleep(50);
+      assert.match(serve!.stderr, /issuing\.crt is not a PEM certificate/);
+      assert.match(serve!.stderr, /\(worker\) exited \(code 2\); starting another in 1 s\n[^]*\(worker\) exited \(code 2\); starting another in 2 s/);
+      // The processes that run keep serving meanwhile.
+      assert.equal((await new TlsClient(serve!.url, ca, certs.plain!).get('/api/v1/certificate')).status, 200);
+    } finally {
+      fs.writeFileSync(issuing, original);
+    }
+    await waitReadyAgain();
+    assert.equal(childrenOf(serve!.pid).length, 2);
   });
 
   test('SIGTERM stops every process gracefully: "stopped" once, exit 0, nothing left running', async () => {

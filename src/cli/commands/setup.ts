@@ -57,6 +57,12 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
             return;
           }
         }
+        // In a process the primary started, the signals must have handlers before it starts:
+        // Ctrl-C reaches the whole process group (the primary stops everyone with SIGTERM), and a
+        // SIGTERM or SIGHUP may come while it migrates or loads the CA — the default would kill it.
+        let stopWhenStarted = false;
+        const early = { SIGINT: () => {}, SIGHUP: () => {}, SIGTERM: () => void (stopWhenStarted = true) };
+        if (role !== 'single') for (const [signal, handler] of Object.entries(early)) process.on(signal, handler);
         const server = await startServer(config, { role });
         if (role === 'single') io.stdout(describeListening(server.url) + '\n');
         // SIGHUP (systemd ExecReload): new server certificate / client CA list without dropping anyone.
@@ -93,10 +99,12 @@ export function registerSetup(program: Command, io: CliIo, exit: ExitBox): void 
           };
           process.on('SIGTERM', stop);
           if (role === 'single') process.on('SIGINT', stop);
-          // Ctrl-C reaches every process of the group: the primary stops them all with SIGTERM.
-          else process.on('SIGINT', () => {});
-          // The primary gone (killed): nothing hands us connections any more.
-          if (role !== 'single') process.once('disconnect', stop);
+          else {
+            process.off('SIGHUP', early.SIGHUP);
+            process.off('SIGTERM', early.SIGTERM);
+            if (stopWhenStarted) stop();
+          }
+          // (If the primary is killed, node:cluster ends this process when the channel closes.)
         });
       }),
     );
