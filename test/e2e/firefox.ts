@@ -86,7 +86,18 @@ export async function startFirefoxWorld(opts: { rootPem: string; certificates: {
     try {
       // It never fires load over BiDi: start it, then wait for its tree to be there.
       page.goto('chrome://pippki/content/certManager.xhtml').catch(() => undefined);
-      await page.waitForFunction(() => Boolean((document.getElementById('user-tree') as unknown as { view?: unknown } | null)?.view), { timeout: TIMEOUT_MS, polling: 200 });
+      // The wait starts in the tab's about:blank, which the navigation replaces: puppeteer over BiDi
+      // then ends it with "Waiting failed" instead of carrying it over (CI, once, on a loaded box).
+      const deadline = Date.now() + TIMEOUT_MS;
+      for (;;) {
+        try {
+          await page.waitForFunction(() => Boolean((document.getElementById('user-tree') as unknown as { view?: unknown } | null)?.view), { timeout: Math.max(1000, deadline - Date.now()), polling: 200 });
+          break;
+        } catch (e) {
+          if (Date.now() >= deadline || (e as Error).name === 'TimeoutError') throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
       return (await page.evaluate(`(${fn})(${JSON.stringify(arg ?? null)})`)) as T;
     } finally {
       await page.close().catch(() => undefined);
