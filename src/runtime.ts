@@ -33,7 +33,7 @@ export interface Runtime {
 
 export async function openRuntime(config: Config, opts: { clock?: Clock; create?: boolean } = {}): Promise<Runtime> {
   const paths = dataPaths(config.dataDir);
-  const database = openDatabase({ url: config.databaseUrl, sqliteFile: paths.sqliteFile, create: opts.create ?? false });
+  const database = openDatabase({ url: config.databaseUrl, sqliteFile: paths.sqliteFile, create: opts.create ?? false, poolSize: config.dbPool });
   await migrate(database);
   const clock = opts.clock ?? systemClock;
   let authority: Promise<IssuingAuthority> | undefined;

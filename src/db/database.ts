@@ -65,13 +65,15 @@ export interface OpenOptions {
   sqliteFile: string;
   /** Create the SQLite file if it does not exist (only `init` and first start do). */
   create?: boolean;
+  /** PostgreSQL: connections this process may open (config.dbPool); 10 when not said. */
+  poolSize?: number;
 }
 
 export function openDatabase(opts: OpenOptions): Database {
   if (opts.url) {
     // int8 (count(*), bigint) comes back as a string from pg by default; our counts fit in a JS number.
     pg.types.setTypeParser(20, (v) => Number(v));
-    const pool = new pg.Pool({ connectionString: opts.url, max: 10 });
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
     // An idle connection dropped by the server (restart, failover) must not crash the process:
     // the pool discards it and the next query opens a new one.
     pool.on('error', (err) => process.emitWarning(`PostgreSQL idle connection closed: ${err.message}`));

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { sql } from 'kysely';
 import { loadConfig, dataPaths, SETTINGS, SECRET_SETTINGS, settingsEnv, type Config } from '../config.js';
 import { isInitialised, loadIssuingAuthority } from '../ca/hierarchy.js';
-import { openDatabase, MIGRATIONS } from '../db/database.js';
+import { openDatabase, MIGRATIONS, type Db } from '../db/database.js';
 import { x509 } from '../ca/x509.js';
 import { splitPemCertificates } from '../web/tls.js';
 import { DAY_MS } from '../clock.js';
@@ -119,6 +119,7 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
         const applied = await sql<{ n: number }>`select count(*) as n from kysely_migration`.execute(database.db).then((r) => Number(r.rows[0]?.n ?? 0), () => 0);
         const total = Object.keys(MIGRATIONS).length;
         findings.push({ severity: 'ok', subject: config.databaseUrl ? 'KENSHIN_DATABASE_URL' : 'database', message: `${database.dialect} reachable; ${applied} of ${total} migrations applied${applied < total ? ' (serve applies the rest at start)' : ''}` });
+        if (database.dialect === 'postgres') findings.push(await connectionBudget(database.db, config));
       } catch (e) {
         findings.push({ severity: 'error', subject: config.databaseUrl ? 'KENSHIN_DATABASE_URL' : 'database', message: `cannot query the database: ${(e as Error).message}` });
       } finally {
@@ -171,4 +172,18 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
   if (!config.crlUrl) findings.push({ severity: 'warn', subject: 'KENSHIN_CRL_URL', message: 'unset: new certificates carry no CRL distribution point' });
 
   return { findings, settings, ok: !findings.some((f) => f.severity === 'error') };
+}
+
+/**
+ * Every serve process opens up to KENSHIN_DB_POOL connections: past PostgreSQL's max_connections
+ * (less the superuser reserve) requests fail with "too many clients" under load, not at start.
+ */
+async function connectionBudget(db: Db, config: Config): Promise<Finding> {
+  const setting = async (name: string) => Number((await sql<{ setting: string }>`select setting from pg_settings where name = ${name}`.execute(db)).rows[0]?.setting ?? 0);
+  const max = (await setting('max_connections')) - (await setting('superuser_reserved_connections'));
+  const total = config.processes * config.dbPool;
+  const message = `${config.processes} serve process(es) × KENSHIN_DB_POOL ${config.dbPool} = up to ${total} connections; the server takes ${max} (max_connections less the superuser reserve)`;
+  if (total > max) return { severity: 'error', subject: 'KENSHIN_DB_POOL', message: `${message}: lower KENSHIN_DB_POOL or KENSHIN_PROCESSES, or raise max_connections` };
+  if (total * 2 > max) return { severity: 'warn', subject: 'KENSHIN_DB_POOL', message: `${message}: a second instance like this one would not fit` };
+  return { severity: 'ok', subject: 'KENSHIN_DB_POOL', message };
 }
