@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, type DialectAdapter, type Migration, type MigrationProvider, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Schema } from './schema.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_portal.js';
@@ -101,8 +101,25 @@ export function openDatabase(opts: OpenOptions): Database {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: reusingStatements(sqlite) }) });
+  const db = new Kysely<Schema>({ dialect: new MigratingInTransactionSqliteDialect({ database: reusingStatements(sqlite) }) });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * Kysely runs SQLite migrations outside a transaction, for SQLite's DDL is transactional. Inside one
+ * (BEGIN IMMEDIATE, see below), a migration that fails or a process killed half-way leaves the schema
+ * as it was, to be migrated again at the next start — not a column added without its trigger, which
+ * the next start would then fail to add again. No migration uses a PRAGMA or VACUUM, the statements
+ * SQLite will not run in a transaction.
+ */
+class MigratingInTransactionSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new (class extends SqliteAdapter {
+      override get supportsTransactionalDdl(): boolean {
+        return true;
+      }
+    })();
+  }
 }
 
 /**
@@ -144,7 +161,8 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
  * Brings the schema up to date. On PostgreSQL Kysely holds a session advisory lock on one connection
  * while it reads what has run and migrates in a transaction, so instances starting at once migrate
  * once: the others wait, then find nothing to do (test/production/two-instances.test.ts holds that
- * lock to make both wait). SQLite has no such lock: one process migrates a file at a time.
+ * lock to make both wait). On SQLite the whole migration is one BEGIN IMMEDIATE transaction: a second
+ * process waits for the file's write lock (busy_timeout), then finds nothing to do.
  */
 export async function migrate(database: Database): Promise<void> {
   // Unordered: a migration written on a branch may land after a higher-numbered one that a

@@ -142,3 +142,30 @@ test('a migration that lands after a higher-numbered one has run is run, not ref
     await database.drop();
   }
 });
+
+for (const dialect of testDialects()) {
+  test(`a migration that fails half-way leaves the schema as it was, and the next start migrates (${dialect})`, async () => {
+    const dir = tempDir();
+    const database = await openTestDatabase(dialect, dir);
+    try {
+      // As if this database had been migrated by the build before 016…
+      await sql`drop index certificates_unrenewed`.execute(database.db);
+      await sql`drop trigger certificates_mark_predecessor${sql.raw(dialect === 'postgres' ? ' on certificates' : '')}`.execute(database.db);
+      if (dialect === 'postgres') await sql`drop function certificates_mark_predecessor`.execute(database.db);
+      await sql`alter table certificates drop column has_successor`.execute(database.db);
+      await sql`delete from kysely_migration where name = '016_certificates_renewed_flag'`.execute(database.db);
+      // …and 016's last statement cannot run: the name of its index is taken.
+      await sql`create table certificates_unrenewed (x integer)`.execute(database.db);
+      await assert.rejects(migrate(database), /database migration 016_certificates_renewed_flag failed/);
+      await assert.rejects(sql`select has_successor from certificates`.execute(database.db), /has_successor/, 'the column added before the failure is gone');
+      const recorded = (await sql<{ name: string }>`select name from kysely_migration where name = '016_certificates_renewed_flag'`.execute(database.db)).rows;
+      assert.deepEqual(recorded, []);
+
+      await sql`drop table certificates_unrenewed`.execute(database.db);
+      await migrate(database);
+      await sql`select has_successor from certificates`.execute(database.db);
+    } finally {
+      await database.drop();
+    }
+  });
+}

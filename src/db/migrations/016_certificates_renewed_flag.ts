@@ -16,8 +16,8 @@ import type { Dialect } from '../database.js';
  */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await db.schema.alterTable('certificates').addColumn('has_successor', 'integer', (c) => c.notNull().defaultTo(0)).execute();
-  await sql`update certificates set has_successor = 1 where id in (select predecessor_id from certificates where predecessor_id is not null)`.execute(db);
-  await sql`create index certificates_unrenewed on certificates (not_after, id) where status = 'active' and has_successor = 0`.execute(db);
+  // The trigger before the back-fill: a successor inserted in between is flagged either way. (Both
+  // dialects run the migration in one transaction: db/database.ts#migrate.)
   if (dialect === 'sqlite') {
     await sql`create trigger certificates_mark_predecessor after insert on certificates when new.predecessor_id is not null
       begin update certificates set has_successor = 1 where id = new.predecessor_id; end`.execute(db);
@@ -27,4 +27,6 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     await sql`create trigger certificates_mark_predecessor after insert on certificates for each row when (new.predecessor_id is not null)
       execute function certificates_mark_predecessor()`.execute(db);
   }
+  await sql`update certificates set has_successor = 1 where id in (select predecessor_id from certificates where predecessor_id is not null)`.execute(db);
+  await sql`create index certificates_unrenewed on certificates (not_after, id) where status = 'active' and has_successor = 0`.execute(db);
 }
