@@ -19,6 +19,7 @@ import * as m013 from './migrations/013_onboarding.js';
 import * as m014 from './migrations/014_onboarding_jobs.js';
 import * as m015 from './migrations/015_save_screen_and_clients.js';
 import * as m016 from './migrations/016_certificates_renewed_flag.js';
+import * as m017 from './migrations/017_onboarding_runner.js';
 import { Refusal } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../private-files.js';
 
@@ -48,6 +49,7 @@ export const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, dialect: Diale
   '014_onboarding_jobs': m014,
   '015_save_screen_and_clients': m015,
   '016_certificates_renewed_flag': m016,
+  '017_onboarding_runner': m017,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -183,7 +183,8 @@ export interface OnboardingJobsTable {
   id: string;
   file_name: string;
   csv: string;
-  status: 'previewed' | 'running' | 'done' | 'failed';
+  /** 'interrupted': was running, its process's heartbeat stopped (db/migrations/017). */
+  status: 'previewed' | 'running' | 'interrupted' | 'done' | 'failed';
   key_type: string;
   profile: string;
   created_by: string;
@@ -193,6 +194,12 @@ export interface OnboardingJobsTable {
   report: string;
   error: string | null;
   files_deleted_at: string | null;
+  /** The process running it: host, pid and a random part. */
+  runner: string | null;
+  heartbeat_ms: number | null;
+  run_started_ms: number | null;
+  progress_done: Generated<number>;
+  progress_total: Generated<number>;
 }
 
 export interface AuditHeadTable {

@@ -1,8 +1,12 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../db/database.js';
+import { isUniqueViolation, type Db } from '../db/database.js';
+import type { Selectable, Updateable } from 'kysely';
 import type { OnboardingJobsTable } from '../db/schema.js';
+
+type JobRow = Selectable<OnboardingJobsTable>;
 import type { Clock } from '../clock.js';
 import type { AnyKeyType } from '../ca/keys.js';
 import type { Pkcs12Profile } from '../ca/pkcs12.js';
@@ -18,9 +22,12 @@ import { onboard, type OnboardDeps, type OnboardReport } from './onboard.js';
  * directory (onboarding/<id>/, owner-only) until the operator deletes them, because the .p12
  * passwords on the delivery slips exist nowhere else.
  *
- * A run cut short by a restart leaves the job "running" with no process behind it: that is shown
- * as interrupted, and starting it again finishes it (onboard issues nothing twice and still has
- * every sealed password, see onboard.ts).
+ * With several processes or instances, any of them may show, resume or delete a job: the run is
+ * claimed in the database (one running job in the whole service, a unique index), and the process
+ * running it writes a heartbeat with its progress every HEARTBEAT_MS. A "running" job whose
+ * heartbeat is older than STALE_MS has no process behind it (killed, restarted): it is shown as
+ * interrupted, and starting it again finishes it (onboard issues nothing twice and still has every
+ * sealed password, see onboard.ts).
  */
 
 export type JobStatus = 'previewed' | 'running' | 'interrupted' | 'done' | 'failed';
@@ -37,7 +44,7 @@ export interface JobView {
   finishedAt: string | null;
   report: OnboardReport;
   error: string | null;
-  /** While running in this process. */
+  /** While running (in this process or another, from its heartbeat). */
   progress: { done: number; total: number; startedMs: number } | undefined;
   /** The first rows as read, for the preview. */
   sample: OnboardRow[];
@@ -60,24 +67,33 @@ export interface JobDeps {
 export const MAX_CSV_BYTES = 2 * 1024 * 1024;
 const SAMPLE_ROWS = 20;
 const ID = /^[0-9a-f]{24}$/;
+export const HEARTBEAT_MS = 2000;
+/** Many heartbeats: a busy process (a storm of renewals beside the run) is not taken for dead. */
+export const STALE_MS = 20_000;
 
 export const DOWNLOADS = { pdf: 'delivery-sheets.pdf', csv: 'onboard-result.csv' } as const;
 
 export function onboardingJobs(deps: JobDeps) {
-  /** Runs in flight in this process (one at a time: the mint pool is shared with live renewals). */
+  /** Runs in flight in this process, for their exact progress and for settled(). */
   const live = new Map<string, { done: number; total: number; startedMs: number; finished: Promise<void> }>();
+  // Names this process's claims: a row's runner says which process must write its heartbeat and end.
+  const runner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  // The machine's clock, not deps.clock: whether a process is alive is not a business date.
+  const alive = (row: JobRow) => row.status === 'running' && row.heartbeat_ms !== null && Date.now() - Number(row.heartbeat_ms) < STALE_MS;
   const outDir = (id: string) => path.join(deps.dir, id);
 
-  const load = async (id: string): Promise<OnboardingJobsTable> => {
+  const load = async (id: string): Promise<JobRow> => {
     if (!ID.test(id)) throw new Refusal('unknown_onboarding_job', 'no such onboarding job');
     const row = await deps.db.selectFrom('onboarding_jobs').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new Refusal('unknown_onboarding_job', 'no such onboarding job');
     return row;
   };
 
-  const view = (row: OnboardingJobsTable): JobView => {
+  const view = (row: JobRow): JobView => {
     const l = live.get(row.id);
-    const status: JobStatus = row.status === 'running' && !l ? 'interrupted' : row.status;
+    const running = Boolean(l) || alive(row);
+    const status: JobStatus = row.status === 'running' && !running ? 'interrupted' : row.status;
+    const progress = l ? { done: l.done, total: l.total, startedMs: l.startedMs } : running ? { done: row.progress_done, total: row.progress_total, startedMs: Number(row.run_started_ms ?? Date.now()) } : undefined;
     const { rows } = readRows(row.file_name, row.csv);
     let files: { name: string; bytes: number }[] = [];
     if (!row.files_deleted_at && fs.existsSync(outDir(row.id))) {
@@ -99,7 +115,7 @@ export function onboardingJobs(deps: JobDeps) {
       finishedAt: row.finished_at,
       report: JSON.parse(row.report) as OnboardReport,
       error: row.error,
-      progress: l ? { done: l.done, total: l.total, startedMs: l.startedMs } : undefined,
+      progress,
       sample: rows.slice(0, SAMPLE_ROWS),
       totalRows: rows.length,
       files,
@@ -158,22 +174,46 @@ export function onboardingJobs(deps: JobDeps) {
      */
     async start(id: string, o: { actor: string; skipBadRows: boolean }): Promise<void> {
       const row = await load(id);
-      if (live.has(id)) return; // a second click, or a reload of the POST: already running
-      if (live.size > 0) throw new Refusal('onboarding_busy', 'another onboarding run is in progress: wait for it to finish');
+      if (live.has(id) || alive(row)) return; // a second click, a reload of the POST, another process: already running
       if (row.status === 'done') throw new Refusal('onboarding_closed', 'this onboarding job is already done');
       if (row.files_deleted_at) throw new Refusal('onboarding_closed', 'the files of this job were deleted');
       const { rows, errors } = readRows(row.file_name, row.csv);
       const preview = JSON.parse(row.report) as OnboardReport;
       if (preview.skippedRows.length > 0 && !o.skipBadRows) throw new Refusal('invalid_input', `${preview.skippedRows.length} rows have problems: fix the CSV and upload it again, or choose to skip those rows`, { field: 'skip' });
       const startedAt = deps.clock.now().toISOString();
-      await deps.db.transaction().execute(async (trx) => {
-        await trx.updateTable('onboarding_jobs').set({ status: 'running', started_at: row.started_at ?? startedAt, error: null }).where('id', '=', id).execute();
-        await appendAudit(trx, deps.clock.now(), { actor: o.actor, action: row.status === 'previewed' ? 'onboarding.started' : 'onboarding.resumed', target: `onboarding:${id}`, details: { file: row.file_name, rows: rows.length, skipBadRows: o.skipBadRows } });
-      });
-      const state = { done: 0, total: 0, startedMs: Date.now(), finished: Promise.resolve() };
+      const startedMs = Date.now();
+      let claimed: boolean;
+      try {
+        claimed = await deps.db.transaction().execute(async (trx) => {
+          // Runs whose process is gone stop counting as running (this one too, if it was one).
+          await trx.updateTable('onboarding_jobs').set({ status: 'interrupted' }).where('status', '=', 'running').where((eb) => eb.or([eb('heartbeat_ms', 'is', null), eb('heartbeat_ms', '<', startedMs - STALE_MS)])).execute();
+          const r = await trx
+            .updateTable('onboarding_jobs')
+            .set({ status: 'running', started_at: row.started_at ?? startedAt, error: null, runner, heartbeat_ms: startedMs, run_started_ms: startedMs, progress_done: 0, progress_total: 0 })
+            .where('id', '=', id)
+            .where('status', 'in', ['previewed', 'interrupted', 'failed'])
+            .executeTakeFirst();
+          // None: another process claimed it a moment ago.
+          if (Number(r.numUpdatedRows) === 0) return false;
+          await appendAudit(trx, deps.clock.now(), { actor: o.actor, action: row.status === 'previewed' ? 'onboarding.started' : 'onboarding.resumed', target: `onboarding:${id}`, details: { file: row.file_name, rows: rows.length, skipBadRows: o.skipBadRows } });
+          return true;
+        });
+      } catch (e) {
+        // onboarding_jobs_one_running: another job runs (here or in another process).
+        if (isUniqueViolation(e)) throw new Refusal('onboarding_busy', 'another onboarding run is in progress: wait for it to finish');
+        throw e;
+      }
+      if (!claimed) return;
+      const state = { done: 0, total: 0, startedMs, finished: Promise.resolve() };
       live.set(id, state);
-      const finish = async (set: Partial<OnboardingJobsTable>) => {
-        await deps.db.updateTable('onboarding_jobs').set({ ...set, finished_at: deps.clock.now().toISOString() }).where('id', '=', id).execute();
+      const ours = () => deps.db.updateTable('onboarding_jobs').where('id', '=', id).where('runner', '=', runner);
+      const heartbeat = setInterval(() => {
+        void ours().set({ heartbeat_ms: Date.now(), progress_done: state.done, progress_total: state.total }).execute().catch(() => undefined);
+      }, HEARTBEAT_MS);
+      heartbeat.unref();
+      const finish = async (set: Updateable<OnboardingJobsTable>) => {
+        clearInterval(heartbeat);
+        await ours().set({ ...set, progress_done: state.done, progress_total: state.total, finished_at: deps.clock.now().toISOString() }).execute();
       };
       state.finished = (async () => {
         try {
@@ -201,6 +241,7 @@ export function onboardingJobs(deps: JobDeps) {
           await finish({ status: 'failed', error: isRefusal(e) ? e.message : `the run stopped: ${(e as Error).message ?? String(e)}` }).catch(() => undefined);
           if (!isRefusal(e)) throw e;
         } finally {
+          clearInterval(heartbeat);
           live.delete(id);
         }
       })();
@@ -233,7 +274,7 @@ export function onboardingJobs(deps: JobDeps) {
     /** Deletes the job's files (the only copy of the passwords): once they are delivered. */
     async deleteFiles(id: string, actor: string): Promise<void> {
       const row = await load(id);
-      if (live.has(id)) throw new Refusal('onboarding_busy', 'the run is still in progress');
+      if (live.has(id) || alive(row)) throw new Refusal('onboarding_busy', 'the run is still in progress');
       fs.rmSync(outDir(id), { recursive: true, force: true });
       await deps.db.transaction().execute(async (trx) => {
         await trx.updateTable('onboarding_jobs').set({ files_deleted_at: deps.clock.now().toISOString() }).where('id', '=', id).execute();

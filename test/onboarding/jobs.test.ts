@@ -1,0 +1,84 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { makeWorld } from '../helpers/world.js';
+import { testDialects } from '../helpers/databases.js';
+import { onboardingJobs, STALE_MS } from '../../src/onboarding/jobs.js';
+
+/**
+ * Console onboarding jobs seen from two processes on one database (KENSHIN_PROCESSES > 1, or two
+ * instances): the page a job is shown on, resumed from or deleted from is served by whichever
+ * process the connection landed on. Two job services over one real database stand for them.
+ */
+
+const HEADER = 'tenant_code,tenant_name,contact_email,institution_number,institution_name,users,label';
+const csv = (prefix: string, digits: string) =>
+  [HEADER, ...Array.from({ length: 4 }, (_, i) => [`${prefix}00${i}`, `${prefix}クリニック${i}`, `info${i}@c${i}.example.jp`, `${digits}0000000${i}`, `健診センター${i}`, `${prefix.toLowerCase()}${i}-admin:管理者`, '受付PC'].join(','))].join('\n') + '\n';
+
+for (const dialect of testDialects()) {
+  describe(`onboarding jobs across processes on ${dialect}`, async () => {
+    const w = await makeWorld(dialect, { env: { KENSHIN_MINT_WORKERS: '0' } });
+    const db = w.runtime.database.db;
+    let hold: Promise<void> = Promise.resolve();
+    const processService = () =>
+      onboardingJobs({
+        db,
+        clock: w.clock,
+        dir: path.join(w.dir, 'onboarding'),
+        onboardDeps: async () => {
+          await hold;
+          return w.runtime.renewalDeps();
+        },
+        settings: { portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2 },
+      });
+    const a = processService();
+    const b = processService();
+    const preview = (fileName: string, text: string) => a.preview({ fileName, csv: text, keyType: 'p256', profile: 'compatible', actor: 'ops' });
+    const actions = async (id: string) => (await db.selectFrom('audit_events').select('action').where('target', '=', `onboarding:${id}`).orderBy('id').execute()).map((r) => r.action);
+
+    test('a run in one process is running in the other: not interrupted, not started twice, no second job, files kept', async () => {
+      const one = await preview('one.csv', csv('E', '31'));
+      const two = await preview('two.csv', csv('F', '32'));
+      let release!: () => void;
+      hold = new Promise((r) => (release = r));
+      await a.start(one.id, { actor: 'ops', skipBadRows: false });
+
+      const seen = await b.get(one.id);
+      assert.equal(seen.status, 'running');
+      assert.ok(seen.progress, 'the other process shows the progress from the heartbeat');
+      await b.start(one.id, { actor: 'ops2', skipBadRows: false });
+      await assert.rejects(b.start(two.id, { actor: 'ops2', skipBadRows: false }), (e: Error & { code?: string }) => e.code === 'onboarding_busy');
+      await assert.rejects(b.deleteFiles(one.id, 'ops2'), (e: Error & { code?: string }) => e.code === 'onboarding_busy');
+
+      release();
+      await a.settled(one.id);
+      assert.equal((await b.get(one.id)).status, 'done');
+      assert.deepEqual(await actions(one.id), ['onboarding.previewed', 'onboarding.started']);
+      const issued = await db.selectFrom('certificates').innerJoin('tenants', 'tenants.id', 'certificates.tenant_id').select('certificates.id').where('tenants.code', 'like', 'E00%').execute();
+      assert.equal(issued.length, 4);
+
+      // Now the other job may start, in either process.
+      await b.start(two.id, { actor: 'ops2', skipBadRows: false });
+      await b.settled(two.id);
+      assert.equal((await a.get(two.id)).status, 'done');
+    });
+
+    test('a run whose process died (its heartbeat stopped) is interrupted everywhere, does not block the next job, and resumes once', async () => {
+      const dead = await preview('dead.csv', csv('G', '33'));
+      const next = await preview('next.csv', csv('H', '34'));
+      // What a process killed mid-run leaves: "running", its last heartbeat long ago.
+      await db.updateTable('onboarding_jobs').set({ status: 'running', runner: 'gone:1:x', heartbeat_ms: Date.now() - STALE_MS - 1000, run_started_ms: Date.now() - STALE_MS - 5000 }).where('id', '=', dead.id).execute();
+      assert.equal((await a.get(dead.id)).status, 'interrupted');
+      assert.equal((await b.get(dead.id)).progress, undefined);
+
+      await b.start(next.id, { actor: 'ops', skipBadRows: false });
+      await b.settled(next.id);
+      assert.equal((await a.get(next.id)).status, 'done');
+
+      await Promise.all([a.start(dead.id, { actor: 'ops', skipBadRows: false }), b.start(dead.id, { actor: 'ops2', skipBadRows: false })]);
+      await Promise.all([a.settled(dead.id), b.settled(dead.id)]);
+      assert.equal((await a.get(dead.id)).status, 'done');
+      assert.deepEqual(await actions(dead.id), ['onboarding.previewed', 'onboarding.resumed'], 'resumed by one of the two');
+    });
+  });
+}
