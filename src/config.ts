@@ -86,7 +86,7 @@ export interface Config {
   processes: number;
   /**
    * PostgreSQL connections each `serve` process may open (KENSHIN_DB_POOL). The default keeps the
-   * whole service near 20 however many processes there are (at least 2 each): processes × pool
+   * whole service at the 10 one process had before (at least 2 each): processes × pool
    * must fit in the server's max_connections beside other instances (`kenshin config check`).
    */
   dbPool: number;
@@ -279,7 +279,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, processEnv: Env = pr
     sessionIdleMinutes: intSetting(env, 'KENSHIN_SESSION_IDLE_MINUTES', 30, 1, 1440),
     sessionMaxHours: intSetting(env, 'KENSHIN_SESSION_MAX_HOURS', 12, 1, 168),
     processes,
-    dbPool: intSetting(env, 'KENSHIN_DB_POOL', Math.max(2, Math.floor(20 / processes)), 1, 1000),
+    dbPool: intSetting(env, 'KENSHIN_DB_POOL', Math.max(2, Math.floor(10 / processes)), 1, 1000),
     // Per process, not shared out: an onboarding job or a storm that lands on one process may use every core.
     mintWorkers: intSetting(env, 'KENSHIN_MINT_WORKERS', Math.min(4, os.availableParallelism()), 0, 64),
     keyPoolSize: intSetting(env, 'KENSHIN_KEY_POOL_SIZE', 8, 0, 1000),

@@ -36,6 +36,7 @@ export type RefusalCode =
   // Onboarding from the console
   | 'unknown_onboarding_job'
   | 'onboarding_busy'
+  | 'onboarding_lost'
   | 'onboarding_closed'
   // Backup and restore
   | 'backup_damaged'

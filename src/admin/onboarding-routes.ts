@@ -22,6 +22,8 @@ import { onboardJobPage, onboardPage } from './onboarding-views.js';
 export function onboardingRoutes(deps: AppDeps, jobs: OnboardingJobs = defaultJobs(deps)) {
   return async (app: FastifyInstance) => {
     await app.register(multipart, { limits: { fileSize: MAX_CSV_BYTES, files: 1, fields: 8, fieldSize: 1024, parts: 10 } });
+    // A run of this process ends with it: shown as 中断 at once, to be resumed by the next start.
+    app.addHook('onClose', async () => jobs.close().catch(() => undefined));
 
     const jobParam = params({ id: LIMIT.downloadId });
     const withOperator = (fn: (req: FastifyRequest, reply: FastifyReply, p: Portal) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply) => {
@@ -144,6 +146,7 @@ function defaultJobs(deps: AppDeps): OnboardingJobs {
     db: deps.runtime.database.db,
     clock: deps.runtime.clock,
     dir: path.join(config.dataDir, 'onboarding'),
+    dialect: deps.runtime.database.dialect,
     onboardDeps: async () => deps.renewal,
     settings: { portalUrl: config.publicUrl, operatorContact: config.operatorContact || undefined, font: process.env.KENSHIN_PDF_FONT, concurrency: Math.max(1, config.mintWorkers) * 2 },
   });

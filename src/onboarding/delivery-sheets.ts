@@ -88,6 +88,9 @@ export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: {
     doc.fontSize(13).fillColor('#000').text(value).moveDown(0.4);
   };
   for (const s of sheets) {
+    // pdfkit lays out synchronously (2,000 pages ≈ 5 s): a turn of the event loop every 25 sheets
+    // keeps the server answering and the console job's heartbeat going.
+    if (pages > 0 && pages % 50 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     // The delivery sheet.
     doc.addPage();
     pages++;

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isUniqueViolation, type Db } from '../db/database.js';
+import { sql } from 'kysely';
+import { isUniqueViolation, type Db, type Dialect } from '../db/database.js';
 import type { Selectable, Updateable } from 'kysely';
 import type { OnboardingJobsTable } from '../db/schema.js';
 
@@ -61,6 +62,8 @@ export interface JobDeps {
   /** Builds the issuing collaborators (the server's mint pool) when a run starts. */
   onboardDeps(): Promise<OnboardDeps>;
   settings: { portalUrl: string; operatorContact: string | undefined; font?: string | undefined; concurrency: number };
+  /** PostgreSQL: heartbeats are dated by the database server, one clock for every instance. */
+  dialect?: Dialect;
 }
 
 /** 2 MiB of CSV: some 10,000 rows, far more than one upload should carry. */
@@ -75,11 +78,15 @@ export const DOWNLOADS = { pdf: 'delivery-sheets.pdf', csv: 'onboard-result.csv'
 
 export function onboardingJobs(deps: JobDeps) {
   /** Runs in flight in this process, for their exact progress and for settled(). */
-  const live = new Map<string, { done: number; total: number; startedMs: number; finished: Promise<void> }>();
+  const live = new Map<string, { done: number; total: number; startedMs: number; finished: Promise<void>; lost: boolean }>();
   // Names this process's claims: a row's runner says which process must write its heartbeat and end.
   const runner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  // The machine's clock, not deps.clock: whether a process is alive is not a business date.
-  const alive = (row: JobRow) => row.status === 'running' && row.heartbeat_ms !== null && Date.now() - Number(row.heartbeat_ms) < STALE_MS;
+  // Not deps.clock: whether a process is alive is not a business date. Instances on several hosts
+  // would compare their own clocks with each other's, so on PostgreSQL the server's clock dates
+  // every heartbeat and judges it (SQLite: one host, its clock).
+  const nowMs = async (): Promise<number> =>
+    deps.dialect === 'postgres' ? Number((await sql<{ ms: number }>`select (extract(epoch from clock_timestamp()) * 1000)::bigint as ms`.execute(deps.db)).rows[0]!.ms) : Date.now();
+  const alive = (row: JobRow, now: number) => row.status === 'running' && row.heartbeat_ms !== null && now - Number(row.heartbeat_ms) < STALE_MS;
   const outDir = (id: string) => path.join(deps.dir, id);
 
   const load = async (id: string): Promise<JobRow> => {
@@ -89,9 +96,9 @@ export function onboardingJobs(deps: JobDeps) {
     return row;
   };
 
-  const view = (row: JobRow): JobView => {
+  const view = (row: JobRow, now: number): JobView => {
     const l = live.get(row.id);
-    const running = Boolean(l) || alive(row);
+    const running = Boolean(l) || alive(row, now);
     const status: JobStatus = row.status === 'running' && !running ? 'interrupted' : row.status;
     const progress = l ? { done: l.done, total: l.total, startedMs: l.startedMs } : running ? { done: row.progress_done, total: row.progress_total, startedMs: Number(row.run_started_ms ?? Date.now()) } : undefined;
     const { rows } = readRows(row.file_name, row.csv);
@@ -156,16 +163,17 @@ export function onboardingJobs(deps: JobDeps) {
           .execute();
         await appendAudit(trx, deps.clock.now(), { actor: input.actor, action: 'onboarding.previewed', target: `onboarding:${id}`, details: { file: fileName, rows: report.rows, problems: report.skippedRows.length } });
       });
-      return view(await load(id));
+      return view(await load(id), await nowMs());
     },
 
     async get(id: string): Promise<JobView> {
-      return view(await load(id));
+      return view(await load(id), await nowMs());
     },
 
     async list(limit = 20): Promise<JobView[]> {
       const rows = await deps.db.selectFrom('onboarding_jobs').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
-      return rows.map(view);
+      const now = await nowMs();
+      return rows.map((r) => view(r, now));
     },
 
     /**
@@ -174,14 +182,14 @@ export function onboardingJobs(deps: JobDeps) {
      */
     async start(id: string, o: { actor: string; skipBadRows: boolean }): Promise<void> {
       const row = await load(id);
-      if (live.has(id) || alive(row)) return; // a second click, a reload of the POST, another process: already running
+      if (live.has(id) || alive(row, await nowMs())) return; // a second click, a reload of the POST, another process: already running
       if (row.status === 'done') throw new Refusal('onboarding_closed', 'this onboarding job is already done');
       if (row.files_deleted_at) throw new Refusal('onboarding_closed', 'the files of this job were deleted');
       const { rows, errors } = readRows(row.file_name, row.csv);
       const preview = JSON.parse(row.report) as OnboardReport;
       if (preview.skippedRows.length > 0 && !o.skipBadRows) throw new Refusal('invalid_input', `${preview.skippedRows.length} rows have problems: fix the CSV and upload it again, or choose to skip those rows`, { field: 'skip' });
       const startedAt = deps.clock.now().toISOString();
-      const startedMs = Date.now();
+      const startedMs = await nowMs();
       let claimed: boolean;
       try {
         claimed = await deps.db.transaction().execute(async (trx) => {
@@ -192,6 +200,7 @@ export function onboardingJobs(deps: JobDeps) {
             .set({ status: 'running', started_at: row.started_at ?? startedAt, error: null, runner, heartbeat_ms: startedMs, run_started_ms: startedMs, progress_done: 0, progress_total: 0 })
             .where('id', '=', id)
             .where('status', 'in', ['previewed', 'interrupted', 'failed'])
+            .where('files_deleted_at', 'is', null)
             .executeTakeFirst();
           // None: another process claimed it a moment ago.
           if (Number(r.numUpdatedRows) === 0) return false;
@@ -204,13 +213,25 @@ export function onboardingJobs(deps: JobDeps) {
         throw e;
       }
       if (!claimed) return;
-      const state = { done: 0, total: 0, startedMs, finished: Promise.resolve() };
+      const state = { done: 0, total: 0, startedMs, finished: Promise.resolve(), lost: false };
       live.set(id, state);
-      const ours = () => deps.db.updateTable('onboarding_jobs').where('id', '=', id).where('runner', '=', runner);
-      const heartbeat = setInterval(() => {
-        void ours().set({ heartbeat_ms: Date.now(), progress_done: state.done, progress_total: state.total }).execute().catch(() => undefined);
-      }, HEARTBEAT_MS);
+      // Every write of the run is fenced by the claim: once another process took the job over (this
+      // one looked dead to it) or the job was marked interrupted at shutdown, nothing here writes.
+      const ours = () => deps.db.updateTable('onboarding_jobs').where('id', '=', id).where('runner', '=', runner).where('status', '=', 'running');
+      const beat = async () => {
+        const r = await ours().set({ heartbeat_ms: await nowMs(), progress_done: state.done, progress_total: state.total }).executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) state.lost = true;
+      };
+      const heartbeat = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
       heartbeat.unref();
+      /** Before each step that writes files or wipes a seal: a run that lost its claim stops there. */
+      const stillClaimed = async () => {
+        if (!state.lost) {
+          const now = await deps.db.selectFrom('onboarding_jobs').select(['status', 'runner']).where('id', '=', id).executeTakeFirst();
+          if (now?.status !== 'running' || now.runner !== runner) state.lost = true;
+        }
+        if (state.lost) throw new Refusal('onboarding_lost', 'the run was taken over by another process (this one had not been heard from): it stops here; the job shows how the other run goes');
+      };
       const finish = async (set: Updateable<OnboardingJobsTable>) => {
         clearInterval(heartbeat);
         await ours().set({ ...set, progress_done: state.done, progress_total: state.total, finished_at: deps.clock.now().toISOString() }).execute();
@@ -233,6 +254,7 @@ export function onboardingJobs(deps: JobDeps) {
               state.done = done;
               state.total = total;
             },
+            claim: stillClaimed,
           });
           await finish({ status: 'done', report: JSON.stringify(report) });
         } catch (e) {
@@ -256,7 +278,7 @@ export function onboardingJobs(deps: JobDeps) {
     /** The absolute path of one of the job's files, after checking the name; audited by the caller's transaction. */
     async file(id: string, name: string, actor: string): Promise<string> {
       const row = await load(id);
-      const v = view(row);
+      const v = view(row, await nowMs());
       if (!v.files.some((f) => f.name === name)) throw new Refusal('unknown_onboarding_job', 'no such file in this onboarding job');
       await deps.db.transaction().execute(async (trx) => appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.downloaded', target: `onboarding:${id}`, details: { file: name } }));
       return path.join(outDir(id), name);
@@ -265,7 +287,7 @@ export function onboardingJobs(deps: JobDeps) {
     /** The .p12 files of a job, for a zip; audited once. */
     async certificateFiles(id: string, actor: string): Promise<string[]> {
       const row = await load(id);
-      const names = view(row).files.filter((f) => f.name.endsWith('.p12')).map((f) => f.name);
+      const names = view(row, await nowMs()).files.filter((f) => f.name.endsWith('.p12')).map((f) => f.name);
       if (names.length === 0) throw new Refusal('unknown_onboarding_job', 'this onboarding job has no certificate files');
       await deps.db.transaction().execute(async (trx) => appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.downloaded', target: `onboarding:${id}`, details: { file: 'certificates.zip', certificates: names.length } }));
       return names.map((n) => path.join(outDir(id), n));
@@ -274,12 +296,31 @@ export function onboardingJobs(deps: JobDeps) {
     /** Deletes the job's files (the only copy of the passwords): once they are delivered. */
     async deleteFiles(id: string, actor: string): Promise<void> {
       const row = await load(id);
-      if (live.has(id) || alive(row)) throw new Refusal('onboarding_busy', 'the run is still in progress');
-      fs.rmSync(outDir(id), { recursive: true, force: true });
+      if (live.has(id)) throw new Refusal('onboarding_busy', 'the run is still in progress');
+      const now = await nowMs();
       await deps.db.transaction().execute(async (trx) => {
-        await trx.updateTable('onboarding_jobs').set({ files_deleted_at: deps.clock.now().toISOString() }).where('id', '=', id).execute();
+        // Conditional, so that a resume in another process and this delete cannot both go ahead.
+        const r = await trx
+          .updateTable('onboarding_jobs')
+          .set({ files_deleted_at: deps.clock.now().toISOString() })
+          .where('id', '=', id)
+          .where('files_deleted_at', 'is', null)
+          .where((eb) => eb.or([eb('status', '<>', 'running'), eb('heartbeat_ms', 'is', null), eb('heartbeat_ms', '<', now - STALE_MS)]))
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) throw new Refusal('onboarding_busy', row.files_deleted_at ? 'the files of this job were deleted' : 'the run is still in progress');
         await appendAudit(trx, deps.clock.now(), { actor, action: 'onboarding.files_deleted', target: `onboarding:${id}`, details: { file: row.file_name } });
+        // Inside the transaction: if they cannot be removed, the job does not say they were.
+        fs.rmSync(outDir(id), { recursive: true, force: true });
       });
+    },
+
+    /**
+     * At shutdown: this process's runs end with it. Marked interrupted now, so that 「再開する」 works
+     * at once (and the run, should it go on for the grace period, stops at its next step).
+     */
+    async close(): Promise<void> {
+      for (const state of live.values()) state.lost = true;
+      await deps.db.updateTable('onboarding_jobs').set({ status: 'interrupted' }).where('runner', '=', runner).where('status', '=', 'running').execute();
     },
   };
 }

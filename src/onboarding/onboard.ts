@@ -51,6 +51,11 @@ export interface OnboardOptions {
   /** Parallel issues in flight (the mint pool's workers do the CPU work). */
   concurrency: number;
   progress?(done: number, total: number): void;
+  /**
+   * Throws when this run may no longer write (the console's job was taken over by another process):
+   * asked before each file is written and each seal wiped, so two runs never both deliver.
+   */
+  claim?(): Promise<void>;
 }
 
 export interface OnboardReport {
@@ -228,7 +233,13 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   const handedOver: { id: number; serial: string; tenant_id: number; file: string }[] = [];
   const printedUsers: number[] = [];
   const usersShown = new Set<number>();
-  for (const r of p.rows) {
+  for (const [i, r] of p.rows.entries()) {
+    if (i % 50 === 0) {
+      await o.claim?.();
+      // SQLite answers synchronously: without a turn of the event loop now and then, 10,000 rows
+      // would hold off every timer (the job's heartbeat) and request for seconds.
+      await yieldToLoop();
+    }
     const link = await deps.db.selectFrom('onboarding_rows').select('certificate_id').where('row_key', '=', r.key).executeTakeFirstOrThrow();
     const cert = await deps.db.selectFrom('certificates').select(['id', 'serial', 'tenant_id', 'not_after']).where('id', '=', link.certificate_id).executeTakeFirstOrThrow();
     const h = await deps.db.selectFrom('handovers').select(['package_sealed', 'output_file']).where('certificate_id', '=', cert.id).executeTakeFirstOrThrow();
@@ -259,6 +270,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     return report;
   }
   step('files');
+  await o.claim?.();
   const pdf = path.join(o.outDir, 'delivery-sheets.pdf');
   report.files.pages = (await writeDeliverySheets(pdf, sheets, { portalUrl: o.portalUrl, operatorContact: o.operatorContact, font: o.font })).pages;
   report.files.pdf = pdf;
@@ -268,7 +280,14 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
 
   step('pdf');
   // 6. Delivered: wipe the seals.
-  for (const h of handedOver) await completeHandover({ db: deps.db, clock: deps.clock }, h, h.file, o.actor, 'certificate.handed_over');
+  await o.claim?.();
+  for (const [i, h] of handedOver.entries()) {
+    if (i % 50 === 0 && i > 0) {
+      await o.claim?.();
+      await yieldToLoop();
+    }
+    await completeHandover({ db: deps.db, clock: deps.clock }, h, h.file, o.actor, 'certificate.handed_over');
+  }
   const at = deps.clock.now();
   await deps.db.transaction().execute(async (trx) => {
     if (printedUsers.length) await trx.updateTable('onboarding_users').set({ password_sealed: null }).where('user_id', 'in', printedUsers).execute();
@@ -277,3 +296,5 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   step('wipe');
   return report;
 }
+
+export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -180,9 +180,10 @@ export async function checkConfiguration(env: Env, overrides: Partial<Config> = 
  */
 async function connectionBudget(db: Db, config: Config): Promise<Finding> {
   const setting = async (name: string) => Number((await sql<{ setting: string }>`select setting from pg_settings where name = ${name}`.execute(db)).rows[0]?.setting ?? 0);
-  const max = (await setting('max_connections')) - (await setting('superuser_reserved_connections'));
+  // reserved_connections: PostgreSQL 16 and later (0 where it does not exist).
+  const max = (await setting('max_connections')) - (await setting('superuser_reserved_connections')) - (await setting('reserved_connections'));
   const total = config.processes * config.dbPool;
-  const message = `${config.processes} serve process(es) × KENSHIN_DB_POOL ${config.dbPool} = up to ${total} connections; the server takes ${max} (max_connections less the superuser reserve)`;
+  const message = `${config.processes} serve process(es) × KENSHIN_DB_POOL ${config.dbPool} = up to ${total} connections; the server takes ${max} (max_connections less the reserved ones)`;
   if (total > max) return { severity: 'error', subject: 'KENSHIN_DB_POOL', message: `${message}: lower KENSHIN_DB_POOL or KENSHIN_PROCESSES, or raise max_connections` };
   if (total * 2 > max) return { severity: 'warn', subject: 'KENSHIN_DB_POOL', message: `${message}: a second instance like this one would not fit` };
   return { severity: 'ok', subject: 'KENSHIN_DB_POOL', message };

@@ -35,6 +35,7 @@ const STATUS: Partial<Record<RefusalCode, number>> = {
   unknown_renewal: 404,
   unknown_onboarding_job: 404,
   onboarding_busy: 409,
+  onboarding_lost: 409,
   onboarding_closed: 409,
   not_your_package: 403,
   certificate_expired: 403,

@@ -10,12 +10,13 @@ import { openDatabase } from '../../src/db/database.js';
 
 /**
  * Each `serve` process holds its own PostgreSQL pool: KENSHIN_DB_POOL bounds it, its default keeps
- * the whole service near 20 connections whatever KENSHIN_PROCESSES is, and `kenshin config check`
+ * the whole service at one process's 10 connections whatever KENSHIN_PROCESSES is, and `kenshin config check`
  * compares processes × pool with what the server accepts.
  */
-test('KENSHIN_DB_POOL: the default shares about 20 connections out over the processes; bad values name the setting', () => {
-  assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '1' }).dbPool, 20);
-  assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '4' }).dbPool, 5);
+test('KENSHIN_DB_POOL: the default shares the 10 connections of one process out over the processes; bad values name the setting', () => {
+  assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '1' }).dbPool, 10);
+  assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '2' }).dbPool, 5);
+  assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '4' }).dbPool, 2);
   assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '64' }).dbPool, 2);
   assert.equal(loadConfig({}, { KENSHIN_PROCESSES: '64', KENSHIN_DB_POOL: '1' }).dbPool, 1);
   assert.throws(() => loadConfig({}, { KENSHIN_DB_POOL: '0' }), /KENSHIN_DB_POOL: expected a whole number from 1 to 1000, got "0"/);
@@ -41,7 +42,7 @@ for (const dialect of testDialects().filter((d) => d === 'postgres')) {
       const env = { KENSHIN_DATA_DIR: dataDir, KENSHIN_DATABASE_URL: fresh.url!, KENSHIN_LOG_LEVEL: 'silent' };
       assert.equal((await kenshin(['init'], { env })).code, 0);
       const fits = await kenshin(['config', 'check'], { env: { ...env, KENSHIN_PROCESSES: '2' } });
-      assert.match(fits.stdout, /^ok {4}KENSHIN_DB_POOL: 2 serve process\(es\) × KENSHIN_DB_POOL 10 = up to 20 connections; the server takes \d+/m);
+      assert.match(fits.stdout, /^ok {4}KENSHIN_DB_POOL: 2 serve process\(es\) × KENSHIN_DB_POOL 5 = up to 10 connections; the server takes \d+/m);
       const tooMany = await kenshin(['config', 'check'], { env: { ...env, KENSHIN_PROCESSES: '8', KENSHIN_DB_POOL: '1000' } });
       assert.notEqual(tooMany.code, 0);
       assert.match(tooMany.stdout, /^error KENSHIN_DB_POOL: 8 serve process\(es\) × KENSHIN_DB_POOL 1000 = up to 8000 connections; .*lower KENSHIN_DB_POOL or KENSHIN_PROCESSES, or raise max_connections/m);

@@ -169,3 +169,18 @@ for (const dialect of testDialects()) {
     }
   });
 }
+
+test('a SQLite database left half-way through 016 by a build that migrated outside a transaction is completed', async () => {
+  const database = await openTestDatabase('sqlite', tempDir());
+  try {
+    await sql`drop index certificates_unrenewed`.execute(database.db);
+    await sql`drop trigger certificates_mark_predecessor`.execute(database.db);
+    await sql`delete from kysely_migration where name = '016_certificates_renewed_flag'`.execute(database.db);
+    // The column is there (the old build's first statement ran), nothing else.
+    await migrate(database);
+    const objects = (await sql<{ name: string }>`select name from sqlite_master where name in ('certificates_unrenewed', 'certificates_mark_predecessor') order by name`.execute(database.db)).rows.map((r) => r.name);
+    assert.deepEqual(objects, ['certificates_mark_predecessor', 'certificates_unrenewed']);
+  } finally {
+    await database.drop();
+  }
+});

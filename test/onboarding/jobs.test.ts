@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { makeWorld } from '../helpers/world.js';
 import { testDialects } from '../helpers/databases.js';
@@ -30,6 +31,7 @@ for (const dialect of testDialects()) {
           return w.runtime.renewalDeps();
         },
         settings: { portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2 },
+        dialect: w.runtime.database.dialect,
       });
     const a = processService();
     const b = processService();
@@ -79,6 +81,47 @@ for (const dialect of testDialects()) {
       await Promise.all([a.settled(dead.id), b.settled(dead.id)]);
       assert.equal((await a.get(dead.id)).status, 'done');
       assert.deepEqual(await actions(dead.id), ['onboarding.previewed', 'onboarding.resumed'], 'resumed by one of the two');
+    });
+
+    test('a run that lost its claim (another process took it over) stops before it writes a file or wipes a seal', async () => {
+      const job = await preview('lost.csv', csv('J', '35'));
+      let release!: () => void;
+      hold = new Promise((r) => (release = r));
+      await a.start(job.id, { actor: 'ops', skipBadRows: false });
+      // What another process does when this one looked dead: the job is its run now.
+      await db.updateTable('onboarding_jobs').set({ runner: 'other:2:y', heartbeat_ms: Date.now() + 60_000 }).where('id', '=', job.id).execute();
+      release();
+      await a.settled(job.id);
+      const row = await db.selectFrom('onboarding_jobs').select(['status', 'runner', 'finished_at']).where('id', '=', job.id).executeTakeFirstOrThrow();
+      assert.deepEqual(row, { status: 'running', runner: 'other:2:y', finished_at: null }, 'the other run’s row is left alone');
+      assert.equal(fs.existsSync(path.join(w.dir, 'onboarding', job.id, 'delivery-sheets.pdf')), false);
+      const sealed = await db
+        .selectFrom('handovers')
+        .innerJoin('certificates', 'certificates.id', 'handovers.certificate_id')
+        .innerJoin('tenants', 'tenants.id', 'certificates.tenant_id')
+        .select('handovers.package_sealed')
+        .where('tenants.code', 'like', 'J00%')
+        .execute();
+      assert.equal(sealed.length, 4);
+      assert.ok(sealed.every((h) => h.package_sealed !== null), 'every password still sealed for the run that goes on');
+      await db.updateTable('onboarding_jobs').set({ status: 'interrupted' }).where('id', '=', job.id).execute();
+    });
+
+    test('at shutdown a process marks its runs interrupted: resumable at once from another', async () => {
+      const job = await preview('shutdown.csv', csv('K', '36'));
+      const c = processService();
+      let release!: () => void;
+      hold = new Promise((r) => (release = r));
+      await c.start(job.id, { actor: 'ops', skipBadRows: false });
+      await c.close();
+      assert.equal((await b.get(job.id)).status, 'interrupted');
+      release();
+      await c.settled(job.id);
+      hold = Promise.resolve();
+      await b.start(job.id, { actor: 'ops', skipBadRows: false });
+      await b.settled(job.id);
+      assert.equal((await a.get(job.id)).status, 'done');
+      assert.deepEqual(await actions(job.id), ['onboarding.previewed', 'onboarding.started', 'onboarding.resumed']);
     });
   });
 }
