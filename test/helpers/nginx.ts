@@ -144,7 +144,10 @@ async function startNginxOnce(dir: string, files: NginxFiles, opts: { port?: num
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    child.kill('SIGKILL');
+    // SIGTERM first: its workers, if it forked any, go with it (a SIGKILLed master leaves them on the port).
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     throw new Error(`nginx did not start: ${stderr}`);
   };
   await up();
