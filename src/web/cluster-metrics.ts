@@ -17,10 +17,16 @@ const CUMULATIVE = new Set(['counter', 'histogram']);
  */
 export class ClusterMetrics {
   private readonly last = new Map<number, MetricsSnapshot>();
+  private readonly lastSeq = new Map<number, number>();
   private retired: MetricsSnapshot = [];
 
-  /** A process's fresh answer. */
-  update(processId: number, snapshot: MetricsSnapshot): void {
+  /**
+   * A process's answer to question `seq` (increasing). Two scrapes at once may get their answers in
+   * either order: the older one must not replace the newer (the sum would fall).
+   */
+  update(processId: number, snapshot: MetricsSnapshot, seq: number): void {
+    if (seq <= (this.lastSeq.get(processId) ?? -Infinity)) return;
+    this.lastSeq.set(processId, seq);
     this.last.set(processId, snapshot);
   }
 
@@ -28,6 +34,7 @@ export class ClusterMetrics {
   retire(processId: number): void {
     const snapshot = this.last.get(processId);
     this.last.delete(processId);
+    this.lastSeq.delete(processId);
     if (!snapshot) return;
     const cumulative = snapshot.filter((m) => CUMULATIVE.has(String(m.type)));
     if (this.retired.length === 0) {

@@ -76,11 +76,15 @@ export interface ClusterIo {
 const RESTART_DELAY_MS = 1000;
 const MAX_RESTART_DELAY_MS = 30_000;
 const ANSWER_TIMEOUT_MS = 3000;
+/** A process that served this long before it died had been fine: its replacement starts at once. */
+const HEALTHY_AFTER_MS = 5_000;
 
 interface ProcessAnswer {
   pid: number;
   role: Exclude<ProcessRole, 'single'>;
   ready: boolean;
+  /** Since it said it listens. */
+  listeningSeconds: number;
   checks: Readiness['checks'] | string;
 }
 
@@ -101,9 +105,14 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
   let started = false;
   let failed = false;
   let restartDelay = RESTART_DELAY_MS;
+  /** When each process said it listens; how many reloads had been asked for when it was started. */
+  const listeningSince = new Map<Worker, number>();
+  let reloads = 0;
+  const reloadsAtFork = new Map<Worker, number>();
   const fork = (role: Exclude<ProcessRole, 'single'>) => {
     const w = cluster.fork({ [ROLE_ENV]: role });
     roles.set(w, role);
+    reloadsAtFork.set(w, reloads);
     // A send to a process that is exiting fails with an 'error' event, which unheard would end the primary.
     w.on('error', (e: Error) => io.stderr(`kenshin: serve process ${w.process.pid}: ${e.message}\n`));
     return w;
@@ -112,10 +121,9 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
   let questionId = 0;
   const pending = new Map<number, (result: unknown) => void>();
   /** undefined: no answer (the process is exiting, or busy beyond the timeout). */
-  const ask = <T>(w: Worker, kenshin: Question) =>
+  const ask = <T>(w: Worker, kenshin: Question, id = ++questionId) =>
     new Promise<T | undefined>((resolve) => {
       if (!w.isConnected()) return resolve(undefined);
-      const id = ++questionId;
       const done = (r: T | undefined) => {
         clearTimeout(timer);
         pending.delete(id);
@@ -133,8 +141,9 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
   const scrape = async () => {
     await Promise.all(
       [...listening].map(async (w) => {
-        const snapshot = await ask<MetricsSnapshot>(w, 'metrics?');
-        if (snapshot && listening.has(w)) metrics.update(w.id, snapshot);
+        const id = ++questionId;
+        const snapshot = await ask<MetricsSnapshot>(w, 'metrics?', id);
+        if (snapshot && listening.has(w)) metrics.update(w.id, snapshot, id);
       }),
     );
     return metrics.text();
@@ -144,7 +153,7 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
     const processes: ProcessAnswer[] = await Promise.all(
       asked.map(async (w) => {
         const r = await ask<Readiness>(w, 'readiness?');
-        return { pid: w.process.pid!, role: roles.get(w) ?? 'worker', ready: r?.ready === true, checks: r?.checks ?? `no answer within ${ANSWER_TIMEOUT_MS / 1000} s` };
+        return { pid: w.process.pid!, role: roles.get(w) ?? 'worker', ready: r?.ready === true, listeningSeconds: Math.floor((Date.now() - (listeningSince.get(w) ?? Date.now())) / 1000), checks: r?.checks ?? `no answer within ${ANSWER_TIMEOUT_MS / 1000} s` };
       }),
     );
     // Ready to serve: every process that takes connections says so, and one of them is the
@@ -171,8 +180,12 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       for (const w of roles.keys()) if (!w.isDead()) w.process.kill(signal);
     };
     // Only to processes that listen (their handlers are installed), and not while stopping.
+    // A process that is starting may have read the certificate before the change: it gets the
+    // signal once it listens (see 'listening' below).
     const reload = () => {
-      if (!stopping) for (const w of listening) if (!w.isDead()) w.process.kill('SIGHUP');
+      if (stopping) return;
+      reloads++;
+      for (const w of listening) if (!w.isDead()) w.process.kill('SIGHUP');
     };
     let stoppingSince = 0;
     const stop = (signal: NodeJS.Signals) => {
@@ -202,7 +215,8 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       }
       if (m?.kenshin !== 'listening' || stopping) return;
       listening.add(w);
-      restartDelay = RESTART_DELAY_MS;
+      listeningSince.set(w, Date.now());
+      if (reloads > (reloadsAtFork.get(w) ?? reloads)) w.process.kill('SIGHUP');
       if (!firstUrl) {
         firstUrl = m.url;
         // The first process has started (so the configuration, CA and keys are fine): now the rest.
@@ -220,9 +234,14 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
 
     cluster.on('exit', (w: Worker, code: number | null, signal: string | null) => {
       const role = roles.get(w)!;
-      const hadListened = listening.has(w);
+      // A process that dies soon after it started listening is failing too (a crash on the first
+      // requests, a database that went away): not restarted every second for ever either.
+      const since = listeningSince.get(w);
+      const ranWell = since !== undefined && Date.now() - since >= HEALTHY_AFTER_MS;
       roles.delete(w);
       listening.delete(w);
+      listeningSince.delete(w);
+      reloadsAtFork.delete(w);
       metrics.retire(w.id);
       if (stopping) {
         if (roles.size === 0) {
@@ -249,8 +268,9 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       }
       // A replacement that dies before it listens (the CA file damaged since, the database gone)
       // would otherwise be restarted every second for ever, each time with its error on stderr.
-      const delay = hadListened ? RESTART_DELAY_MS : restartDelay;
-      if (!hadListened) restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
+      if (ranWell) restartDelay = RESTART_DELAY_MS;
+      const delay = restartDelay;
+      restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
       io.stderr(`kenshin: serve process ${w.process.pid} (${role}) exited (${signal ?? `code ${code}`}); starting another in ${delay / 1000} s\n`);
       setTimeout(() => {
         if (!stopping) fork(role);

@@ -187,10 +187,19 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
   };
   const readyz = async () => {
     const r = await getLocal(`http://127.0.0.1:${metricsPort}/readyz`);
-    return { status: r.status, body: JSON.parse(r.text) as { ready: boolean; housekeeper: string; listening: number; processes: { pid: number; role: string; ready: boolean }[] } };
+    return { status: r.status, body: JSON.parse(r.text) as { ready: boolean; housekeeper: string; listening: number; processes: { pid: number; role: string; ready: boolean; listeningSeconds: number }[] } };
+  };
+  /** A process that has served a while: its death restarts at once (1 s), not with the backoff. */
+  const settledProcess = async (role: 'worker' | 'housekeeper') => {
+    for (let n = 0; n < 100; n++) {
+      const p = (await readyz()).body.processes.find((x) => x.role === role);
+      if (p && p.listeningSeconds >= 6) return p.pid;
+      await sleep(200);
+    }
+    assert.fail(`no ${role} listening for 6 s`);
   };
   const waitReadyAgain = async () => {
-    for (let n = 0; n < 150; n++) {
+    for (let n = 0; n < 300; n++) {
       const r = await readyz();
       if (r.status === 200 && r.body.processes.length === 2) return r;
       await sleep(100);
@@ -199,10 +208,9 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
   };
 
   test('a process that dies is replaced; metrics answer while it starts and never go down; the service keeps answering', async () => {
+    const victim = await settledProcess('worker');
     const before = await served200();
     assert.ok(before >= 20);
-    const { body } = await readyz();
-    const victim = body.processes.find((p) => p.role === 'worker')!.pid;
     process.kill(victim, 'SIGKILL');
     // The replacement exists but does not listen yet: a scrape must not wait for it, nor lose what
     // the dead process counted (Prometheus would read the drop as a counter reset).
@@ -216,7 +224,7 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
   });
 
   test('while the housekeeper is replaced, /readyz says not ready and why', async () => {
-    const housekeeper = (await readyz()).body.processes.find((p) => p.role === 'housekeeper')!.pid;
+    const housekeeper = await settledProcess('housekeeper');
     process.kill(housekeeper, 'SIGKILL');
     for (let n = 0; n < 100 && !serve!.stderr.includes(`serve process ${housekeeper} (housekeeper) exited`); n++) await sleep(20);
     // Its replacement starts a second later at the earliest.
@@ -229,16 +237,29 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
     assert.ok(again.body.processes.some((p) => p.role === 'housekeeper' && p.pid !== housekeeper));
   });
 
+  test('a reload asked for while a process starts reaches it once it listens', async () => {
+    const reloaded = () => serve!.stdout.split('\n').filter((l) => l.startsWith('reloaded TLS certificate from')).length;
+    const victim = await settledProcess('worker');
+    const before = reloaded();
+    process.kill(victim, 'SIGKILL');
+    for (let n = 0; n < 100 && !(childrenOf(serve!.pid).length === 2 && !childrenOf(serve!.pid).includes(victim)); n++) await sleep(20);
+    // The replacement exists and is loading: the primary must not signal it yet, nor forget it.
+    process.kill(serve!.pid, 'SIGHUP');
+    await waitReadyAgain();
+    for (let n = 0; n < 100 && reloaded() < before + 2; n++) await sleep(50);
+    assert.equal(reloaded(), before + 2, 'the process that was listening and the one that was starting');
+  });
+
   test('a replacement that cannot start is retried ever later, and the service recovers once it can', async () => {
     const issuing = path.join(dataDir, 'ca', 'issuing.crt');
     const original = fs.readFileSync(issuing);
-    const victim = (await readyz()).body.processes.find((p) => p.role === 'worker')!.pid;
+    const victim = await settledProcess('worker');
     fs.writeFileSync(issuing, 'not a certificate\n');
     try {
       process.kill(victim, 'SIGKILL');
-      for (let n = 0; n < 200 && !/exited \(code 2\); starting another in 2 s/.test(serve!.stderr); n++) await sleep(50);
+      for (let n = 0; n < 300 && !/exited \(code 2\); starting another in 4 s/.test(serve!.stderr); n++) await sleep(50);
       assert.match(serve!.stderr, /issuing\.crt is not a PEM certificate/);
-      assert.match(serve!.stderr, /\(worker\) exited \(code 2\); starting another in 1 s\n[^]*\(worker\) exited \(code 2\); starting another in 2 s/);
+      assert.match(serve!.stderr, new RegExp(`serve process ${victim} \\(worker\\) exited \\(SIGKILL\\); starting another in 1 s\n[^]*\\(worker\\) exited \\(code 2\\); starting another in 2 s\n[^]*\\(worker\\) exited \\(code 2\\); starting another in 4 s`));
       // The processes that run keep serving meanwhile.
       assert.equal((await new TlsClient(serve!.url, ca, certs.plain!).get('/api/v1/certificate')).status, 200);
     } finally {

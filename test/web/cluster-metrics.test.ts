@@ -28,8 +28,8 @@ test('the sum of several processes stays monotonic when one is replaced: its cou
   b.open.set(4);
   a.duration.observe(0.05);
   b.duration.observe(0.5);
-  m.update(1, await answer(a.registry));
-  m.update(2, await answer(b.registry));
+  m.update(1, await answer(a.registry), 1);
+  m.update(2, await answer(b.registry), 2);
   let text = await m.text();
   assert.equal(value(text, 'requests_total{route="/x"}'), 12);
   assert.equal(value(text, 'open_connections'), 7);
@@ -40,7 +40,7 @@ test('the sum of several processes stays monotonic when one is replaced: its cou
   const c = processRegistry();
   c.requests.inc({ route: '/x' }, 2);
   c.open.set(1);
-  m.update(3, await answer(c.registry));
+  m.update(3, await answer(c.registry), 3);
   text = await m.text();
   assert.equal(value(text, 'requests_total{route="/x"}'), 5 + 7 + 2);
   assert.equal(value(text, 'requests_total{route="/y"}'), 1);
@@ -60,8 +60,20 @@ test('a process that misses a scrape is counted with its last answer', async () 
   const a = processRegistry();
   const m = new ClusterMetrics();
   a.requests.inc({ route: '/x' }, 5);
-  m.update(1, await answer(a.registry));
+  m.update(1, await answer(a.registry), 4);
   a.requests.inc({ route: '/x' }, 5);
   // No update this time (the process was busy beyond the timeout).
   assert.equal(value(await m.text(), 'requests_total{route="/x"}'), 5);
+});
+
+test('of two answers from one process, the later question wins, whatever order they arrive in', async () => {
+  const a = processRegistry();
+  const m = new ClusterMetrics();
+  a.requests.inc({ route: '/x' }, 5);
+  const older = await answer(a.registry);
+  a.requests.inc({ route: '/x' }, 5);
+  const newer = await answer(a.registry);
+  m.update(1, newer, 2);
+  m.update(1, older, 1);
+  assert.equal(value(await m.text(), 'requests_total{route="/x"}'), 10);
 });
