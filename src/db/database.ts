@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, type DialectAdapter, type Migration, type MigrationProvider, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import { Kysely, Migrator, sql, PostgresDialect, SqliteAdapter, SqliteDialect, type DialectAdapter, type Migration, type MigrationProvider, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Schema } from './schema.js';
 import * as m001 from './migrations/001_initial.js';
 import * as m002 from './migrations/002_portal.js';
@@ -167,6 +167,13 @@ function reusingStatements(sqlite: SqliteDatabase.Database): SqliteDialectDataba
  * process waits for the file's write lock (busy_timeout), then finds nothing to do.
  */
 export async function migrate(database: Database): Promise<void> {
+  // Every CLI command and every serve process opens the database: when nothing is pending, a read
+  // says so, without the migrator's write lock (SQLite) or advisory lock (PostgreSQL).
+  const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(database.db).then(
+    (r) => new Set(r.rows.map((x) => x.name)),
+    () => new Set<string>(),
+  );
+  if (Object.keys(MIGRATIONS).every((name) => applied.has(name))) return;
   // Unordered: a migration written on a branch may land after a higher-numbered one that a
   // database has already run (each is self-contained: new tables, columns or indexes); Kysely
   // then runs the missing one instead of refusing to start.

@@ -1,5 +1,7 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
 import { testDialects, openTestDatabase } from '../helpers/databases.js';
 import { isUniqueViolation, migrate } from '../../src/db/database.js';
@@ -181,6 +183,21 @@ test('a SQLite database left half-way through 016 by a build that migrated outsi
     const objects = (await sql<{ name: string }>`select name from sqlite_master where name in ('certificates_unrenewed', 'certificates_mark_predecessor') order by name`.execute(database.db)).rows.map((r) => r.name);
     assert.deepEqual(objects, ['certificates_mark_predecessor', 'certificates_unrenewed']);
   } finally {
+    await database.drop();
+  }
+});
+
+test('opening an up-to-date SQLite database does not wait for another process’s write (no migration lock when nothing is pending)', async () => {
+  const dir = tempDir();
+  const database = await openTestDatabase('sqlite', dir);
+  // Another process in the middle of a write transaction (a serve process renewing).
+  const writer = new SqliteDatabase(path.join(dir, 'test.sqlite'));
+  writer.exec('begin immediate');
+  try {
+    await migrate(database);
+  } finally {
+    writer.exec('rollback');
+    writer.close();
     await database.drop();
   }
 });
