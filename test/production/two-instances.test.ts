@@ -74,23 +74,27 @@ async function until(check: () => Promise<boolean>, what: string, deadlineMs = 6
 }
 
 /**
- * Starts both with our own hold on the migration lock, lets go once both wait for it, then waits
- * until both are ready: whatever their start-up times, both then migrate, and run the start-up
- * housekeeping (CRL, reminders), at the same moment. That they wait at all shows the lock works.
+ * Starts both with our own hold on a lock both need at start, lets go once both wait for it, then
+ * waits until both are ready: whatever their start-up times, both then go on, and run the start-up
+ * housekeeping (CRL, reminders), at the same moment. On an empty database the lock is the migration
+ * lock (that they wait at all shows it works); on a migrated one nothing takes it (migrate only reads
+ * what has run), so the reminders table is held instead: the start-up reminder run reads it.
  */
-async function startInLockstep(env: Record<string, string>, dataDir: string, databaseUrl: string): Promise<[Instance, Instance]> {
+async function startInLockstep(env: Record<string, string>, dataDir: string, databaseUrl: string, hold: 'migration' | 'reminders' = 'migration'): Promise<[Instance, Instance]> {
   const holder = new pg.Client({ connectionString: databaseUrl });
   await holder.connect();
   let pair: [Instance, Instance];
   try {
-    await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
+    if (hold === 'migration') await holder.query(`select pg_advisory_lock(${KYSELY_MIGRATION_LOCK})`);
+    else await holder.query('begin; lock table reminders in access exclusive mode');
     pair = await spawnPair(['serve'], env);
     const waiting = async () => {
-      const r = await holder.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
+      const r = await holder.query<{ n: number }>(`select count(*)::int as n from pg_locks where locktype = '${hold === 'migration' ? 'advisory' : 'relation'}' and not granted and database = (select oid from pg_database where datname = current_database())`);
       return r.rows[0]!.n === 2;
     };
-    await until(waiting, `both instances waiting for the migration lock\nA: ${pair[0].stderr}\nB: ${pair[1].stderr}`);
-    await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
+    await until(waiting, `both instances waiting for the ${hold} lock\nA: ${pair[0].stderr}\nB: ${pair[1].stderr}`);
+    if (hold === 'migration') await holder.query(`select pg_advisory_unlock(${KYSELY_MIGRATION_LOCK})`);
+    else await holder.query('commit');
   } finally {
     await holder.end();
   }
@@ -251,7 +255,7 @@ if (!ADMIN_URL) {
 
     test('restarted together, both run the reminders at start: the due reminder is mailed once', async () => {
       await stopQuietly(a, b);
-      [a, b] = await startInLockstep(env, dataDir, db.url!);
+      [a, b] = await startInLockstep(env, dataDir, db.url!, 'reminders');
       // Ready means listening, and the start-up housekeeping (reminders included) runs before that.
       assert.equal(smtp.received.length, 1, `mails: ${smtp.received.map((m) => m.to.join(',')).join(' ')}`);
       assert.deepEqual(smtp.received[0]!.to, ['office@yamada.example.jp']);
