@@ -70,7 +70,7 @@ function checkFont(font: string): void {
 }
 
 /** Writes the PDF to `file` (via a temp file and a rename: never half a PDF under the final name). */
-export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: { portalUrl: string; operatorContact: string | undefined; font?: string }): Promise<{ pages: number }> {
+export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: { portalUrl: string; operatorContact: string | undefined; font?: string; beforeRename?: () => Promise<void> }): Promise<{ pages: number }> {
   const font = opts.font ?? DEFAULT_FONT;
   checkFont(font);
   const doc = new PDFDocument({ size: 'A4', margin: 56, autoFirstPage: false, info: { Title: '電子証明書 送付票', Producer: 'Kenshin Cloud' } });
@@ -135,6 +135,13 @@ export async function writeDeliverySheets(file: string, sheets: Sheet[], opts: {
   }
   doc.end();
   await done;
+  try {
+    // A run that may no longer deliver (onboard's claim) leaves no PDF behind, not even its temp file.
+    await opts.beforeRename?.();
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
   fs.renameSync(tmp, file);
   return { pages };
 }

@@ -45,7 +45,7 @@ export interface JobView {
   finishedAt: string | null;
   report: OnboardReport;
   error: string | null;
-  /** While running (in this process or another, from its heartbeat). */
+  /** While running (in this process or another, from its heartbeat); startedMs on this machine's clock. */
   progress: { done: number; total: number; startedMs: number } | undefined;
   /** The first rows as read, for the preview. */
   sample: OnboardRow[];
@@ -100,7 +100,7 @@ export function onboardingJobs(deps: JobDeps) {
     const l = live.get(row.id);
     const running = Boolean(l) || alive(row, now);
     const status: JobStatus = row.status === 'running' && !running ? 'interrupted' : row.status;
-    const progress = l ? { done: l.done, total: l.total, startedMs: l.startedMs } : running ? { done: row.progress_done, total: row.progress_total, startedMs: Number(row.run_started_ms ?? Date.now()) } : undefined;
+    const progress = l ? { done: l.done, total: l.total, startedMs: l.startedMs } : running ? { done: row.progress_done, total: row.progress_total, startedMs: Date.now() - (now - Number(row.run_started_ms ?? now)) } : undefined;
     const { rows } = readRows(row.file_name, row.csv);
     let files: { name: string; bytes: number }[] = [];
     if (!row.files_deleted_at && fs.existsSync(outDir(row.id))) {
@@ -225,8 +225,11 @@ export function onboardingJobs(deps: JobDeps) {
       const heartbeat = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
       heartbeat.unref();
       /** Before each step that writes files or wipes a seal: a run that lost its claim stops there. */
+      let claimReadAt = 0;
       const stillClaimed = async () => {
-        if (!state.lost) {
+        // The flag at every call (close() sets it); the row at most once a second.
+        if (!state.lost && Date.now() - claimReadAt >= 1000) {
+          claimReadAt = Date.now();
           const now = await deps.db.selectFrom('onboarding_jobs').select(['status', 'runner']).where('id', '=', id).executeTakeFirst();
           if (now?.status !== 'running' || now.runner !== runner) state.lost = true;
         }

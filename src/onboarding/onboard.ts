@@ -52,8 +52,9 @@ export interface OnboardOptions {
   concurrency: number;
   progress?(done: number, total: number): void;
   /**
-   * Throws when this run may no longer write (the console's job was taken over by another process):
-   * asked before each file is written and each seal wiped, so two runs never both deliver.
+   * Throws when this run may no longer write (the console's job was taken over by another process,
+   * or marked interrupted at shutdown): asked before each step, each certificate, each file and each
+   * seal wiped, so two runs never both deliver. Cheap: it reads the database at most once a second.
    */
   claim?(): Promise<void>;
 }
@@ -175,6 +176,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   fs.mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
 
   // 2. Tenants and 健診機関 (each audited by the tenancy service).
+  await o.claim?.();
   const tenancy = { db: deps.db, clock: deps.clock };
   for (const r of p.newTenants.values()) await addTenant(tenancy, { code: r.tenantCode, name: r.tenantName, ...(r.contactEmail ? { email: r.contactEmail } : {}) }, o.actor);
   for (const r of p.newInstitutions.values()) await addInstitution(tenancy, { tenantCode: r.tenantCode, number: r.institutionNumber, name: r.institutionName }, o.actor);
@@ -188,6 +190,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
     }),
   );
   const now = deps.clock.now();
+  await o.claim?.();
   await deps.db.transaction().execute(async (trx) => {
     const tenantId = async (code: string) => (await trx.selectFrom('tenants').select('id').where(tenantCodeIs('code'), '=', tenantCodeKey(code)).executeTakeFirstOrThrow()).id;
     const institutionId = async (number: string) => (await trx.selectFrom('institutions').select('id').where('number', '=', number).executeTakeFirstOrThrow()).id;
@@ -212,6 +215,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   let finished = 0;
   o.progress?.(0, todo.length);
   await inParallel(todo, o.concurrency, async (r) => {
+    await o.claim?.();
     await issueCertificate(
       deps,
       { tenantCode: r.tenantCode, keyType: o.keyType, profile: o.profile, label: r.label, validity: { kind: 'default' }, actor: o.actor },
@@ -234,8 +238,8 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   const printedUsers: number[] = [];
   const usersShown = new Set<number>();
   for (const [i, r] of p.rows.entries()) {
+    await o.claim?.();
     if (i % 50 === 0) {
-      await o.claim?.();
       // SQLite answers synchronously: without a turn of the event loop now and then, 10,000 rows
       // would hold off every timer (the job's heartbeat) and request for seconds.
       await yieldToLoop();
@@ -272,7 +276,7 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   step('files');
   await o.claim?.();
   const pdf = path.join(o.outDir, 'delivery-sheets.pdf');
-  report.files.pages = (await writeDeliverySheets(pdf, sheets, { portalUrl: o.portalUrl, operatorContact: o.operatorContact, font: o.font })).pages;
+  report.files.pages = (await writeDeliverySheets(pdf, sheets, { portalUrl: o.portalUrl, operatorContact: o.operatorContact, font: o.font, ...(o.claim ? { beforeRename: o.claim } : {}) })).pages;
   report.files.pdf = pdf;
   const csv = path.join(o.outDir, 'onboard-result.csv');
   writeFileAtomic(csv, results.join('\n') + '\n', 0o600);
@@ -282,13 +286,13 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
   // 6. Delivered: wipe the seals.
   await o.claim?.();
   for (const [i, h] of handedOver.entries()) {
-    if (i % 50 === 0 && i > 0) {
-      await o.claim?.();
-      await yieldToLoop();
-    }
+    // Before every seal: a run stopped at shutdown must not wipe one more password.
+    await o.claim?.();
+    if (i % 50 === 0 && i > 0) await yieldToLoop();
     await completeHandover({ db: deps.db, clock: deps.clock }, h, h.file, o.actor, 'certificate.handed_over');
   }
   const at = deps.clock.now();
+  await o.claim?.();
   await deps.db.transaction().execute(async (trx) => {
     if (printedUsers.length) await trx.updateTable('onboarding_users').set({ password_sealed: null }).where('user_id', 'in', printedUsers).execute();
     await appendAudit(trx, at, { actor: o.actor, action: 'onboarding.delivered', target: `onboarding:${path.basename(o.file)}`, details: { file: o.file, rows: p.rows.length, issued: report.issued, resumed: p.done.size, pdf, pages: report.files.pages, users: printedUsers.length } });

@@ -216,6 +216,10 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       if (m?.kenshin !== 'listening' || stopping) return;
       listening.add(w);
       listeningSince.set(w, Date.now());
+      // Served a while: whatever kept failing works again, the next death restarts at once.
+      setTimeout(() => {
+        if (listening.has(w)) restartDelay = RESTART_DELAY_MS;
+      }, HEALTHY_AFTER_MS).unref();
       if (reloads > (reloadsAtFork.get(w) ?? reloads)) w.process.kill('SIGHUP');
       if (!firstUrl) {
         firstUrl = m.url;
@@ -268,9 +272,9 @@ export async function runPrimary(config: Config, io: ClusterIo, describeListenin
       }
       // A replacement that dies before it listens (the CA file damaged since, the database gone)
       // would otherwise be restarted every second for ever, each time with its error on stderr.
-      if (ranWell) restartDelay = RESTART_DELAY_MS;
-      const delay = restartDelay;
-      restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
+      // One that had been fine is replaced at once and leaves the backoff of a failing one as it is.
+      const delay = ranWell ? RESTART_DELAY_MS : restartDelay;
+      if (!ranWell) restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
       io.stderr(`kenshin: serve process ${w.process.pid} (${role}) exited (${signal ?? `code ${code}`}); starting another in ${delay / 1000} s\n`);
       setTimeout(() => {
         if (!stopping) fork(role);

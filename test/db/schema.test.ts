@@ -201,3 +201,13 @@ test('opening an up-to-date SQLite database does not wait for another process’
     await database.drop();
   }
 });
+
+test('a database migrated by a newer build (a migration this one does not know) is still refused', async () => {
+  const database = await openTestDatabase('sqlite', tempDir());
+  try {
+    await sql`insert into kysely_migration (name, timestamp) values ('999_from_a_newer_build', '2030-01-01T00:00:00.000Z')`.execute(database.db);
+    await assert.rejects(migrate(database), /999_from_a_newer_build/);
+  } finally {
+    await database.drop();
+  }
+});

@@ -5,6 +5,9 @@ import path from 'node:path';
 import { makeWorld } from '../helpers/world.js';
 import { testDialects } from '../helpers/databases.js';
 import { onboardingJobs, STALE_MS } from '../../src/onboarding/jobs.js';
+import { onboard } from '../../src/onboarding/onboard.js';
+import { readRows } from '../../src/onboarding/rows.js';
+import { Refusal } from '../../src/errors.js';
 
 /**
  * Console onboarding jobs seen from two processes on one database (KENSHIN_PROCESSES > 1, or two
@@ -83,7 +86,7 @@ for (const dialect of testDialects()) {
       assert.deepEqual(await actions(dead.id), ['onboarding.previewed', 'onboarding.resumed'], 'resumed by one of the two');
     });
 
-    test('a run that lost its claim (another process took it over) stops before it writes a file or wipes a seal', async () => {
+    test('a run that lost its claim (another process took it over) stops before it creates, issues, writes a file or wipes a seal', async () => {
       const job = await preview('lost.csv', csv('J', '35'));
       let release!: () => void;
       hold = new Promise((r) => (release = r));
@@ -95,15 +98,9 @@ for (const dialect of testDialects()) {
       const row = await db.selectFrom('onboarding_jobs').select(['status', 'runner', 'finished_at']).where('id', '=', job.id).executeTakeFirstOrThrow();
       assert.deepEqual(row, { status: 'running', runner: 'other:2:y', finished_at: null }, 'the other run’s row is left alone');
       assert.equal(fs.existsSync(path.join(w.dir, 'onboarding', job.id, 'delivery-sheets.pdf')), false);
-      const sealed = await db
-        .selectFrom('handovers')
-        .innerJoin('certificates', 'certificates.id', 'handovers.certificate_id')
-        .innerJoin('tenants', 'tenants.id', 'certificates.tenant_id')
-        .select('handovers.package_sealed')
-        .where('tenants.code', 'like', 'J00%')
-        .execute();
-      assert.equal(sealed.length, 4);
-      assert.ok(sealed.every((h) => h.package_sealed !== null), 'every password still sealed for the run that goes on');
+      // It stopped at its first step: nothing created or issued that the other run would race.
+      const tenants = await db.selectFrom('tenants').select('id').where('code', 'like', 'J00%').execute();
+      assert.deepEqual(tenants, []);
       await db.updateTable('onboarding_jobs').set({ status: 'interrupted' }).where('id', '=', job.id).execute();
     });
 
@@ -125,3 +122,23 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('onboard() asks its claim before every password it wipes', async () => {
+  const w = await makeWorld('sqlite', { env: { KENSHIN_MINT_WORKERS: '0' } });
+  const db = w.runtime.database.db;
+
+  test('a run whose claim ends during the wipe leaves every later seal in place', async () => {
+    const { rows, errors } = readRows('wipe.csv', csv('L', '37'));
+    const wiped = async () => Number((await db.selectFrom('handovers').select((eb) => eb.fn.countAll<number>().as('n')).where('package_sealed', 'is', null).executeTakeFirstOrThrow()).n);
+    const claim = async () => {
+      // The claim is lost once two passwords are wiped (another process took over, or a shutdown).
+      if ((await wiped()) >= 2) throw new Refusal('onboarding_lost', 'lost');
+    };
+    const outDir = path.join(w.dir, 'wipe-out');
+    await assert.rejects(
+      onboard(await w.runtime.renewalDeps(), rows, errors, { file: 'wipe.csv', outDir, keyType: 'p256', profile: 'compatible', dryRun: false, continueOnError: false, actor: 'test', portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2, claim }),
+      /lost/,
+    );
+    assert.equal(await wiped(), 2, 'the two before the claim ended, none after');
+  });
+});
