@@ -1,10 +1,12 @@
 /**
  * Serving the CRL: GET /crl/issuing.crl from `kenshin serve` (its own process, direct TLS) against
  * Debian's nginx serving the very same bytes as a static file, with the same load generator, TLS
- * version, server certificate and kept-alive connections. The CRL has `--revoked` entries (default
- * 100,000: 4.7 MB, the size of issue 14's table; 1,000 in --quick).
+ * version, server certificate and kept-alive connections; and against Node's own https server
+ * serving them (bench/bare-node-server.ts), which shows what Node itself reaches here. Each size in
+ * `--revoked` (default 100,000 entries: 4.9 MB, the size of issue 14's table, then 1,000: 48 KB;
+ * 1,000 alone in --quick) gets its own installation.
  *
- *   node --import tsx bench/crl.ts [--quick] [--revoked N] [--seconds N] [--rounds N] [--connections N]
+ *   node --import tsx bench/crl.ts [--quick] [--revoked N,M] [--seconds N] [--rounds N] [--connections N]
  *
  * Target (issue 14): ≥ 0.5× nginx. Kenshin keeps the published DER ready (web/crl-files.ts) and
  * asks the database only for the stored CRL's number per request.
@@ -24,12 +26,15 @@ import { ensureServerCertificate } from '../src/ca/server-certificate.js';
 import { cpuMs, option, round, writeResult } from './lib.js';
 import { runLoad } from './loadgen.js';
 import { freePort, startNginx } from './nginx.js';
-import { startKenshinServe } from './kenshin-serve.js';
+import { startBareNode, startKenshinServe } from './kenshin-serve.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const settings = {
-  revoked: Number(option(argv, '--revoked') ?? (quick ? 1_000 : 100_000)),
+  // The size of issue 14's table (4.9 MB) and a small one (48 KB), where the work per request shows.
+  revoked: (option(argv, '--revoked') ?? (quick ? '1000' : '100000,1000')).split(',').map(Number),
+  /** Unmeasured load on each server before the first round. */
+  initialWarmupSeconds: quick ? 0 : 3,
   seconds: Number(option(argv, '--seconds') ?? (quick ? 1 : 6)),
   rounds: Number(option(argv, '--rounds') ?? (quick ? 1 : 3)),
   connections: Number(option(argv, '--connections') ?? 16),
@@ -38,7 +43,7 @@ const settings = {
 const PATH = '/crl/issuing.crl';
 const PASSPHRASE = 'bench-passphrase';
 
-async function prepare() {
+async function prepare(revoked: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kenshin-bench-crl-'));
   const env = { KENSHIN_CA_PASSPHRASE: PASSPHRASE };
   const config = loadConfig({ dataDir: dir }, env);
@@ -55,8 +60,8 @@ async function prepare() {
     const row: Partial<typeof client.row> = { ...client.row };
     delete row.id;
     const revokedAt = new Date().toISOString();
-    for (let done = 0; done < settings.revoked; ) {
-      const n = Math.min(500, settings.revoked - done);
+    for (let done = 0; done < revoked; ) {
+      const n = Math.min(500, revoked - done);
       const rows = Array.from({ length: n }, () => ({ ...(row as Omit<typeof client.row, 'id'>), serial: '4' + randomBytes(15).toString('hex'), fingerprint_sha256: randomBytes(32).toString('hex'), status: 'revoked' as const, revoked_at: revokedAt, revocation_reason: 'superseded' }));
       await rt.database.db.insertInto('certificates').values(rows).execute();
       done += n;
@@ -81,20 +86,32 @@ function fetchOnce(p: Awaited<ReturnType<typeof prepare>>, port: number): Promis
   });
 }
 
-async function main() {
-  const p = await prepare();
-  console.log(`CRL with ${settings.revoked} entries: ${round(p.crlBytes / 1e6, 2)} MB`);
+interface Measured {
+  requestsPerSecond: number;
+  megabytesPerSecond: number;
+  serverCpuMsPerRequest: number;
+  p50Ms: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** One CRL size: Kenshin, nginx and bare Node serving the same bytes, round after round. */
+async function measure(revoked: number) {
+  const p = await prepare(revoked);
+  console.log(`CRL with ${revoked} entries: ${round(p.crlBytes / 1e6, 2)} MB`);
   const kPort = await freePort();
   // --server-node-args "--cpu-prof --cpu-prof-dir=DIR": profile the server under this load.
   const nodeArgs = (option(argv, '--server-node-args') ?? '').split(' ').filter(Boolean);
   const kenshin = await startKenshinServe({ dir: p.dir, env: p.env, listen: { port: kPort }, nodeArgs });
-  const body = await fetchOnce(p, kPort);
-  const nPort = await freePort();
-  const nginx = await startNginx({
-    port: nPort,
-    workers: 'auto',
-    files: { 'server.crt': p.tls.certChainPem, 'server.key': p.tls.keyPem, [`html${PATH}`]: body },
-    http: `
+  const running: { close(): Promise<void> }[] = [kenshin];
+  try {
+    const body = await fetchOnce(p, kPort);
+    const nPort = await freePort();
+    const nginx = await startNginx({
+      port: nPort,
+      workers: 'auto',
+      files: { 'server.crt': p.tls.certChainPem, 'server.key': p.tls.keyPem, [`html${PATH}`]: body },
+      http: `
   server {
     listen 127.0.0.1:${nPort} ssl;
     ssl_certificate server.crt;
@@ -103,39 +120,51 @@ async function main() {
     keepalive_requests 1000000;
     location / { root html; default_type application/pkix-crl; }
   }`,
-  });
-  try {
-    const same = (await fetchOnce(p, nPort)).equals(body);
-    if (!same) throw new Error('nginx does not serve the same bytes');
+    });
+    running.push(nginx);
+    const bPort = await freePort();
+    const bare = await startBareNode({ dir: p.dir, port: bPort, certChainPem: p.tls.certChainPem, keyPem: p.tls.keyPem, clientCaPem: p.ca, body, contentType: 'application/pkix-crl', processes: settings.threads });
+    running.push(bare);
+    for (const port of [nPort, bPort]) if (!(await fetchOnce(p, port)).equals(body)) throw new Error(`port ${port} does not serve the same bytes`);
     const targets = [
       { name: 'kenshin', port: kPort, pids: kenshin.pids },
       { name: 'nginx', port: nPort, pids: nginx.pids },
+      { name: 'bareNode', port: bPort, pids: bare.pids },
     ];
-    const results: Record<string, { requestsPerSecond: number; megabytesPerSecond: number; serverCpuMsPerRequest: number; p50Ms: number }[]> = { kenshin: [], nginx: [] };
+    const load = (t: (typeof targets)[number], warmupSeconds: number, seconds: number, onWindow?: (edge: 'start' | 'end') => void) =>
+      runLoad({ host: '127.0.0.1', port: t.port, path: PATH, ca: p.ca, pfx: p.pfx, passphrase: p.passphrase, connections: settings.connections, threads: settings.threads, mode: 'keepalive', warmupSeconds, seconds, ...(onWindow ? { onWindow } : {}) });
+    // Node compiles its hot paths under load: without this the first round measures the JIT.
+    if (settings.initialWarmupSeconds > 0) for (const t of targets) await load(t, 0, settings.initialWarmupSeconds);
+    const results: Record<string, Measured[]> = { kenshin: [], nginx: [], bareNode: [] };
     for (let round_ = 1; round_ <= settings.rounds; round_++) {
       for (const t of targets) {
         let c0 = cpuMs(t.pids());
         let c1 = c0;
-        const r = await runLoad({
-          host: '127.0.0.1', port: t.port, path: PATH, ca: p.ca, pfx: p.pfx, passphrase: p.passphrase,
-          connections: settings.connections, threads: settings.threads, mode: 'keepalive', warmupSeconds: quick ? 0.3 : 1, seconds: settings.seconds,
-          onWindow: (edge) => (edge === 'start' ? (c0 = cpuMs(t.pids())) : (c1 = cpuMs(t.pids()))),
-        });
+        const r = await load(t, quick ? 0.3 : 1, settings.seconds, (edge) => (edge === 'start' ? (c0 = cpuMs(t.pids())) : (c1 = cpuMs(t.pids()))));
         const m = { requestsPerSecond: round(r.requestsPerSecond, 0), megabytesPerSecond: round((r.requestsPerSecond * body.length) / 1e6, 0), serverCpuMsPerRequest: round((c1.total - c0.total) / r.count, 3), p50Ms: round(r.p50Ms, 3) };
         results[t.name]!.push(m);
         console.log(`round ${round_}/${settings.rounds} ${t.name.padEnd(8)} ${m.requestsPerSecond} req/s (${m.megabytesPerSecond} MB/s), ${m.serverCpuMsPerRequest} ms CPU/req, p50 ${m.p50Ms} ms`);
       }
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const ratio = round(med(results.kenshin!.map((x) => x.requestsPerSecond)) / med(results.nginx!.map((x) => x.requestsPerSecond)), 2);
-    console.log(`kenshin / nginx serving the same ${round(body.length / 1e6, 2)} MB CRL: ${ratio}× (target ≥ 0.5)`);
-    const out = writeResult('crl', quick, { settings, crlBytes: body.length, results, ratio, target: '≥ 0.5× nginx', met: ratio >= 0.5 });
-    console.log(`written ${path.relative(process.cwd(), out)}`);
+    const med = (who: string, key: keyof Measured) => median(results[who]!.map((x) => x[key]));
+    const ratio = round(med('kenshin', 'requestsPerSecond') / med('nginx', 'requestsPerSecond'), 2);
+    // When the load generator is what limits (nginx and bare Node at the same rate), the requests
+    // per second say little; the CPU each server spent on a request still does.
+    const cpuRatio = round(med('nginx', 'serverCpuMsPerRequest') / med('kenshin', 'serverCpuMsPerRequest'), 2);
+    const bareRatio = round(med('bareNode', 'requestsPerSecond') / med('nginx', 'requestsPerSecond'), 2);
+    console.log(`kenshin / nginx serving the same ${round(body.length / 1e6, 2)} MB CRL: ${ratio}× (target ≥ 0.5); CPU per request ${cpuRatio}×; bare Node ${bareRatio}×`);
+    return { revoked, crlBytes: body.length, results, ratio, cpuRatio, bareNodeRatio: bareRatio, met: ratio >= 0.5 };
   } finally {
-    await nginx.close();
-    await kenshin.close();
+    for (const r of running.reverse()) await r.close();
     fs.rmSync(p.dir, { recursive: true, force: true });
   }
+}
+
+async function main() {
+  const sizes = [];
+  for (const revoked of settings.revoked) sizes.push(await measure(revoked));
+  const out = writeResult('crl', quick, { settings, sizes, target: '≥ 0.5× nginx', met: sizes.every((s) => s.met) });
+  console.log(`written ${path.relative(process.cwd(), out)}`);
 }
 
 main().catch((e) => {

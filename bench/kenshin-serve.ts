@@ -128,3 +128,28 @@ export async function startKenshinBehindNginx(o: BehindNginxOptions): Promise<{ 
     throw e;
   }
 }
+
+/**
+ * Node's own https server serving one file (bench/bare-node-server.ts), one process per core: the
+ * floor any Node server reaches on this machine, beside Kenshin and nginx.
+ */
+export async function startBareNode(o: { dir: string; port: number; certChainPem: string; keyPem: string; clientCaPem: string; body: Uint8Array; contentType: string; processes: number }): Promise<ServeProcess> {
+  const file = (name: string, data: string | Uint8Array) => {
+    const p = path.join(o.dir, name);
+    fs.writeFileSync(p, data, { mode: 0o600 });
+    return p;
+  };
+  const args = [file('bare.crt', o.certChainPem), file('bare.key', o.keyPem), file('bare-ca.pem', o.clientCaPem), file('bare.body', o.body), String(o.port), String(o.processes), o.contentType];
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'bare-node-server.ts'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(o.port, child, 'bare Node https server', 30000);
+  return {
+    pid: child.pid!,
+    pids: () => [child.pid!, ...childPids(child.pid!)],
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -4,7 +4,7 @@ import { DAY_MS } from '../clock.js';
 import type { CaSet } from '../ca/hierarchy.js';
 import { crlName } from '../ca/generations.js';
 import { externalCrlName } from '../ca/external.js';
-import { currentCrl, publishCrl, type CrlDeps, type PublishedCrl } from './crl.js';
+import { currentCrl, currentCrlNumber, publishCrl, type CrlDeps, type PublishedCrl } from './crl.js';
 
 /**
  * Every CRL Kenshin publishes: one per issuing CA generation (a retired CA's certificates are
@@ -63,6 +63,16 @@ function depsOf(d: Deps, s: CrlSource): CrlDeps {
 export async function currentCrlNamed(deps: Deps, name: string): Promise<NamedCrl | undefined> {
   const source = crlSources(deps.cas).find((s) => s.name === name);
   return source && { name: source.name, generation: source.generation, crl: await currentCrl(depsOf(deps, source)) };
+}
+
+/**
+ * The number currentCrlNamed would return when that is the stored CRL (fresh, listing every
+ * revocation), without reading its bytes; undefined when it would publish a new one or no CA has
+ * that name.
+ */
+export async function currentCrlNumberNamed(deps: Deps, name: string): Promise<number | undefined> {
+  const source = crlSources(deps.cas).find((s) => s.name === name);
+  return source && currentCrlNumber(depsOf(deps, source));
 }
 
 /** The number of the stored CRL of one name (one indexed row, not its bytes): has a new one been published? */

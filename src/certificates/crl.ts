@@ -84,16 +84,35 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   });
 }
 
+/**
+ * Whether the stored CRL of this CA can still be served: it exists, is less than a day old, and
+ * lists every revocation (revocation is one-way, so a different count means one it does not list
+ * yet). Reads the row's dates and counts, never its bytes (4.9 MB at 100,000 entries).
+ */
+async function storedIfCurrent(deps: CrlDeps, issuer: string): Promise<{ number: number } | undefined> {
+  const row = await deps.db.selectFrom('crls').select(['number', 'this_update', 'revoked_count']).where('issuer_fingerprint', '=', issuer).executeTakeFirst();
+  // Number 0 is the placeholder a first publication inserts (and fills in the same transaction).
+  if (!row || row.number === 0) return undefined;
+  const revoked = await deps.db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
+  const stale = deps.clock.now().getTime() - new Date(row.this_update).getTime() > REFRESH_AFTER_MS || Number(revoked.n) !== row.revoked_count;
+  return stale ? undefined : { number: row.number };
+}
+
+/**
+ * The number of the CRL that currentCrl would return, when that is the stored one; undefined when
+ * currentCrl would publish a new one. What a server keeping the bytes in memory asks now and then.
+ */
+export async function currentCrlNumber(deps: CrlDeps): Promise<number | undefined> {
+  return (await storedIfCurrent(deps, await deps.authority.issuingFingerprint()))?.number;
+}
+
 /** The current CRL, regenerated first when it is missing, a day old, or older than a revocation. */
 export async function currentCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const issuer = await deps.authority.issuingFingerprint();
-  const row = await deps.db.selectFrom('crls').selectAll().where('issuer_fingerprint', '=', issuer).executeTakeFirst();
-  const now = deps.clock.now();
-  if (row && row.der) {
-    // Revocation is one-way, so a different count means a revocation the CRL does not list yet.
-    const revoked = await deps.db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
-    const stale = now.getTime() - new Date(row.this_update).getTime() > REFRESH_AFTER_MS || Number(revoked.n) !== row.revoked_count;
-    if (!stale) {
+  if (await storedIfCurrent(deps, issuer)) {
+    const row = await deps.db.selectFrom('crls').select(['number', 'this_update', 'next_update', 'der']).where('issuer_fingerprint', '=', issuer).executeTakeFirst();
+    // Published anew between the two reads (another process): that one is current too.
+    if (row && row.der) {
       const der = new Uint8Array(Buffer.from(row.der, 'base64'));
       return { number: row.number, thisUpdate: row.this_update, nextUpdate: row.next_update, der, pem: pemEncode(der, 'X509 CRL') };
     }

@@ -8,7 +8,8 @@ import type { NamedCrl } from '../certificates/crl-set.js';
  * entries). Each request asks the database only for the stored CRL's number (one indexed row):
  * a revocation publishes a new number at once, on whichever instance, and the next request here
  * serves it. The full staleness check (a day old, a revocation whose publication failed) runs at
- * most every `checkEveryMs`.
+ * most every `checkEveryMs`, and reads the bytes only when there is a new CRL: it used to load and
+ * re-encode the whole CRL each time (≈ 0.2 s every 5 s in each process at 100,000 entries).
  */
 export interface CrlFile {
   der: Buffer;
@@ -38,6 +39,8 @@ export class CrlFiles {
       all(): Promise<NamedCrl[]>;
       /** The stored CRL's number only. */
       number(name: string): Promise<number | undefined>;
+      /** The stored CRL's number if it is still current (not stale), without its bytes. */
+      currentNumber(name: string): Promise<number | undefined>;
       bundlePem(crls: NamedCrl[]): string;
     },
     private readonly now: () => number,
@@ -52,6 +55,10 @@ export class CrlFiles {
     const now = this.now();
     const kept = this.files.get(name);
     if (this.fresh(kept, now) && (await this.load.number(name)) === kept!.number) return kept!.file;
+    if (kept && now < kept.file.nextUpdate.getTime() && (await this.load.currentNumber(name)) === kept.number) {
+      kept.checkedAt = now;
+      return kept.file;
+    }
     const crl = await this.load.one(name);
     if (!crl) return undefined;
     const file = kept && kept.number === crl.crl.number ? kept.file : crlFileOf(crl);
@@ -59,10 +66,10 @@ export class CrlFiles {
     return file;
   }
 
-  private async unchanged(key: string): Promise<boolean> {
+  private async unchanged(key: string, asked: (name: string) => Promise<number | undefined>): Promise<boolean> {
     for (const part of key.split(',')) {
       const [name, number] = part.split(':');
-      if ((await this.load.number(name!)) !== Number(number)) return false;
+      if ((await asked(name!)) !== Number(number)) return false;
     }
     return true;
   }
@@ -70,7 +77,12 @@ export class CrlFiles {
   /** Every CRL in one PEM file (nginx `ssl_crl`), rebuilt only when one of them changed. */
   async getBundle(): Promise<CrlFile> {
     const now = this.now();
-    if (this.fresh(this.bundle, now) && (await this.unchanged(this.bundle!.key))) return this.bundle!.file;
+    const kept = this.bundle;
+    if (this.fresh(kept, now) && (await this.unchanged(kept!.key, (n) => this.load.number(n)))) return kept!.file;
+    if (kept && now < kept.file.nextUpdate.getTime() && (await this.unchanged(kept.key, (n) => this.load.currentNumber(n)))) {
+      kept.checkedAt = now;
+      return kept.file;
+    }
     const crls = await this.load.all();
     const key = crls.map((c) => `${c.name}:${c.crl.number}`).join(',');
     let file = this.bundle?.key === key ? this.bundle.file : undefined;

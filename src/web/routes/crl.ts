@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CrlFiles, type CrlFile } from '../crl-files.js';
 import type { AppDeps } from '../context.js';
-import { crlBundlePem, currentCrlNamed, currentCrls, storedCrlNumber } from '../../certificates/crl-set.js';
+import { crlBundlePem, currentCrlNamed, currentCrlNumberNamed, currentCrls, storedCrlNumber } from '../../certificates/crl-set.js';
 import { params } from '../input.js';
 import { externalCrlPems } from '../../ca/external.js';
 
@@ -22,7 +22,7 @@ import { externalCrlPems } from '../../ca/external.js';
 export function crlRoutes(app: FastifyInstance, deps: AppDeps): void {
   const crlDeps = async () => ({ db: deps.runtime.database.db, clock: deps.runtime.clock, cas: await deps.runtime.caSet() });
   const files = new CrlFiles(
-    { one: async (name) => currentCrlNamed(await crlDeps(), name), all: async () => currentCrls(await crlDeps()), number: async (name) => storedCrlNumber(await crlDeps(), name), bundlePem: (crls) => crlBundlePem(crls, externalCrlPems(deps.runtime.paths)) },
+    { one: async (name) => currentCrlNamed(await crlDeps(), name), all: async () => currentCrls(await crlDeps()), number: async (name) => storedCrlNumber(await crlDeps(), name), currentNumber: async (name) => currentCrlNumberNamed(await crlDeps(), name), bundlePem: (crls) => crlBundlePem(crls, externalCrlPems(deps.runtime.paths)) },
     () => Date.now(),
   );
 
