@@ -22,7 +22,7 @@ import { DAY_MS } from '../src/clock.js';
 import { childPids, cpuMs, option, round, writeResult } from './lib.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { freePort, startNginx, type RunningNginx } from './nginx.js';
-import { startKenshinBehindNginx, startKenshinServe, type Target } from './kenshin-serve.js';
+import { startBareNode, startKenshinBehindNginx, startKenshinServe, type Target } from './kenshin-serve.js';
 import { SHIPPED_CONF, testableConf } from '../test/helpers/nginx.js';
 
 const argv = process.argv.slice(2);
@@ -240,6 +240,11 @@ async function main() {
     // One process, as before KENSHIN_PROCESSES: what the other cores add.
     if (!quick && cores > 1) targets.push(await startKenshin(p, 1));
     targets.push(await startBehindNginx(p));
+    // Node's own https server answering the same bytes, one process per core: the floor for any
+    // Node server here, which tells Kenshin's own cost from Node's TLS and HTTP.
+    const barePort = await freePort();
+    const bare = await startBareNode({ dir: p.dir, port: barePort, certChainPem: p.serverCertChainPem, keyPem: p.serverKeyPem, clientCaPem: p.clientCaPem, body: probe.body, contentType: 'application/json', processes: cores });
+    targets.push({ name: 'bare-node', description: `Node's https server (${cores} processes), the same bytes from memory, requestCert`, port: barePort, pids: bare.pids, close: bare.close });
     // --attach NAME:PORT:PID measures a server started by hand (e.g. an experiment) with the same
     // generator; its CA files are in the data dir printed with --keep-data.
     for (const spec of (option(argv, '--attach') ?? '').split(',').filter(Boolean)) {
@@ -287,15 +292,15 @@ async function main() {
       return x && y ? round(x / y) : null;
     };
     const ratios = {
-      keepalive: { kenshinVsNginx: ratio('kenshin', 'nginx', 'keepalive'), target: 0.5, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'keepalive'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'keepalive') },
-      handshake: { kenshinVsNginx: ratio('kenshin', 'nginx', 'handshake'), target: 0.9, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'handshake'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'handshake') },
+      keepalive: { kenshinVsNginx: ratio('kenshin', 'nginx', 'keepalive'), target: 0.5, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'keepalive'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'keepalive'), bareNodeVsNginx: ratio('bare-node', 'nginx', 'keepalive'), kenshinVsBareNode: ratio('kenshin', 'bare-node', 'keepalive') },
+      handshake: { kenshinVsNginx: ratio('kenshin', 'nginx', 'handshake'), target: 0.9, oneProcessVsNginx: ratio('kenshin-1p', 'nginx', 'handshake'), behindNginxVsNginx: ratio('behind-nginx', 'nginx', 'handshake'), bareNodeVsNginx: ratio('bare-node', 'nginx', 'handshake'), kenshinVsBareNode: ratio('kenshin', 'bare-node', 'handshake') },
     };
     const out = writeResult('mtls', quick, {
       settings: { ...settings, request: `GET ${PATH}`, bodyBytes: probe.body.length, tls: 'TLSv1.3 only on both servers; server certificate P-256 from our issuing CA (the same files); client certificate ' + settings.clientKey },
       results,
       ratios,
     });
-    console.log(`mTLS ratios (Kenshin / nginx): keep-alive ${ratios.keepalive.kenshinVsNginx} (target ≥ 0.5), handshake per request ${ratios.handshake.kenshinVsNginx} (target ≥ 0.9); written ${path.relative(process.cwd(), out)}`);
+    console.log(`mTLS ratios (Kenshin / nginx): keep-alive ${ratios.keepalive.kenshinVsNginx} (target ≥ 0.5; bare Node ${ratios.keepalive.bareNodeVsNginx}), handshake per request ${ratios.handshake.kenshinVsNginx} (target ≥ 0.9; bare Node ${ratios.handshake.bareNodeVsNginx}); written ${path.relative(process.cwd(), out)}`);
   } finally {
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
     if (argv.includes('--keep-data') || option(argv, '--data-dir')) console.log(`data dir kept: ${p.dir}`);

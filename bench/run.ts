@@ -93,7 +93,8 @@ function rows(startedAt: number): Row[] {
         const k = at(res, who, mode, 'requestsPerSecond');
         if (typeof k !== 'number') continue;
         const ratio = k / n;
-        out.push({ figure: `mTLS API request, ${label}${who === 'behind-nginx' ? ', Kenshin behind nginx' : ''}`, kenshin: `${num(k, 0)} req/s`, peer: `nginx static file ${num(n, 0)} req/s`, ratio: `${num(ratio)}×`, target: `≥ ${target}×`, met: ratio >= target });
+        const bare = at(res, 'bare-node', mode, 'requestsPerSecond');
+        out.push({ figure: `mTLS API request, ${label}${who === 'behind-nginx' ? ', Kenshin behind nginx' : ''}`, kenshin: `${num(k, 0)} req/s${who === 'kenshin' && typeof bare === 'number' ? ` (bare Node https ${num(bare, 0)} = ${num(bare / n)}×)` : ''}`, peer: `nginx static file ${num(n, 0)} req/s`, ratio: `${num(ratio)}×`, target: `≥ ${target}×`, met: ratio >= target });
       }
     }
   }
