@@ -31,6 +31,20 @@ export interface ServeProcess {
   close(): Promise<void>;
 }
 
+/** A started server process: its CPU is its own and its children's; SIGTERM stops it. */
+function served(child: ChildProcess): ServeProcess {
+  return {
+    pid: child.pid!,
+    pids: () => [child.pid!, ...childPids(child.pid!)],
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /**
  * `kenshin serve` in its own process, as in production: the bench's load generator and nginx must
  * not share its event loop, and its CPU time is then its own. JSON request lines go to
@@ -51,16 +65,7 @@ export async function startKenshinServe(o: ServeOptions): Promise<ServeProcess> 
     child.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n${fs.readFileSync(path.join(o.dir, 'serve.log'), 'utf8').slice(-2000)}`);
   }
-  return {
-    pid: child.pid!,
-    pids: () => [child.pid!, ...childPids(child.pid!)],
-    async close() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return served(child);
 }
 
 async function waitForSocket(socket: string, child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -142,14 +147,5 @@ export async function startBareNode(o: { dir: string; port: number; certChainPem
   const args = [file('bare.crt', o.certChainPem), file('bare.key', o.keyPem), file('bare-ca.pem', o.clientCaPem), file('bare.body', o.body), String(o.port), String(o.processes), o.contentType];
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'bare-node-server.ts'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForPort(o.port, child, 'bare Node https server', 30000);
-  return {
-    pid: child.pid!,
-    pids: () => [child.pid!, ...childPids(child.pid!)],
-    async close() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return served(child);
 }
