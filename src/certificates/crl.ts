@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
 import type { IssuingAuthority } from '../ca/authority.js';
@@ -90,9 +91,14 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
  * yet). Reads the row's dates and counts, never its bytes (4.9 MB at 100,000 entries).
  */
 async function storedIfCurrent(deps: CrlDeps, issuer: string): Promise<{ number: number } | undefined> {
-  const row = await deps.db.selectFrom('crls').select(['number', 'this_update', 'revoked_count']).where('issuer_fingerprint', '=', issuer).executeTakeFirst();
-  // Number 0 is the placeholder a first publication inserts (and fills in the same transaction).
-  if (!row || row.number === 0) return undefined;
+  // octet_length, not the column: both databases know a value's size without reading it.
+  const row = await deps.db
+    .selectFrom('crls')
+    .select(['number', 'this_update', 'revoked_count', sql<number>`octet_length(der)`.as('bytes')])
+    .where('issuer_fingerprint', '=', issuer)
+    .executeTakeFirst();
+  // A row without bytes was never signed here (an adopted CA's, holding the old system's last number).
+  if (!row || Number(row.bytes) === 0) return undefined;
   const revoked = await deps.db.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
   const stale = deps.clock.now().getTime() - new Date(row.this_update).getTime() > REFRESH_AFTER_MS || Number(revoked.n) !== row.revoked_count;
   return stale ? undefined : { number: row.number };

@@ -6,7 +6,7 @@ import { testDialects } from '../helpers/databases.js';
 import { makeWorld } from '../helpers/world.js';
 import { addTenant } from '../../src/tenancy/service.js';
 import { issueCertificate, revokeCertificate } from '../../src/certificates/service.js';
-import { currentCrl, publishCrl } from '../../src/certificates/crl.js';
+import { currentCrl, currentCrlNumber, publishCrl } from '../../src/certificates/crl.js';
 import { run, tryRun } from '../helpers/openssl.js';
 import { epochSeconds } from '../helpers/dates.js';
 
@@ -69,6 +69,24 @@ for (const dialect of testDialects()) {
       w.clock.advance(25 * 3600_000);
       const d = await currentCrl(crlDeps);
       assert.equal(d.number, c.number + 1, 'a day-old CRL is refreshed');
+    });
+
+    test('currentCrlNumber names the CRL currentCrl would serve, and nothing when it would publish a new one', async () => {
+      const served = await currentCrl(crlDeps);
+      assert.equal(await currentCrlNumber(crlDeps), served.number);
+      // A row with a number but no bytes (what adopting a CA stores: the old system's last number).
+      const issuer = await authority.issuingFingerprint();
+      const { der } = await deps.db.selectFrom('crls').select('der').where('issuer_fingerprint', '=', issuer).executeTakeFirstOrThrow();
+      await deps.db.updateTable('crls').set({ der: '' }).where('issuer_fingerprint', '=', issuer).execute();
+      try {
+        assert.equal(await currentCrlNumber(crlDeps), undefined, 'nothing signed is stored');
+      } finally {
+        await deps.db.updateTable('crls').set({ der }).where('issuer_fingerprint', '=', issuer).execute();
+      }
+      assert.equal(await currentCrlNumber(crlDeps), served.number);
+      w.clock.advance(25 * 3600_000);
+      assert.equal(await currentCrlNumber(crlDeps), undefined, 'a day old');
+      assert.equal((await currentCrl(crlDeps)).number, served.number + 1);
     });
 
     test('first publications racing on an empty table (two instances starting) all succeed, numbered apart', async () => {
