@@ -8,6 +8,9 @@
  *            request first asks Kenshin (auth_request /auth/verify over a unix socket, proxy mode)
  *   built-in kenshin serve in direct mode with KENSHIN_UPSTREAM_URL: TLS, the check and the proxy in
  *            Kenshin (gateway/built-in-proxy.ts)
+ *   auth-floor the same shipped nginx-gateway.conf, but the check is answered by a second nginx on the
+ *            unix socket (`return 200` with identity headers of the same sizes): what auth_request
+ *            itself costs nginx on this machine, the best any forward-auth server could reach
  *
  * Throughput with `--connections` kept-alive connections; latency with one connection (nothing
  * queues, so p50 is the path's own time). Each request carries the session cookie of a real login.
@@ -26,6 +29,7 @@ import { addInstitution, addTenant, addUser } from '../src/tenancy/service.js';
 import { issueCertificate } from '../src/certificates/service.js';
 import { ensureServerCertificate } from '../src/ca/server-certificate.js';
 import { DAY_MS } from '../src/clock.js';
+import { crlBundlePem, currentCrls } from '../src/certificates/crl-set.js';
 import { TlsClient } from '../test/helpers/client.js';
 import { SHIPPED_GATEWAY_CONF, testableGatewayConf } from '../test/helpers/gateway.js';
 import { cpuMs, option, round, writeResult } from './lib.js';
@@ -49,6 +53,8 @@ const PASSPHRASE = 'bench-passphrase';
 const LOGIN_PASSWORD = 'bench gateway password';
 const APP_PATH = '/records/42?tab=a';
 const AUDIENCE = 'https://app.example.test/';
+/** About the length of a real X-Kenshin-Assertion (an ES256 JWT with the identity's claims). */
+const ASSERTION_LENGTH = 900;
 const APP_BODY = '{"application":"健診アプリ","ok":true}';
 
 interface Installation {
@@ -60,6 +66,8 @@ interface Installation {
   serverCertChainPem: string;
   serverKeyPem: string;
   clientCaPem: string;
+  /** Every CRL in one PEM (what nginx's ssl_crl reads), for the floor's nginx. */
+  crlPem: string;
 }
 
 /** A CA, one tenant with one 健診機関 and one user, and a client certificate 400 days from expiry (no renewal check in the way). */
@@ -85,7 +93,8 @@ async function install(): Promise<Installation> {
     });
     const tls = await ensureServerCertificate(await rt.authority(), paths, ['localhost', '127.0.0.1'], PASSPHRASE, new Date());
     const root = fs.readFileSync(paths.rootCert, 'utf8');
-    return { dir, env, ca: root, pfx: cert.pkcs12, passphrase: cert.password, serverCertChainPem: tls.certChainPem, serverKeyPem: tls.keyPem, clientCaPem: root + fs.readFileSync(paths.issuingCert, 'utf8') };
+    const crlPem = crlBundlePem(await currentCrls({ db: rt.database.db, clock: rt.clock, cas: await rt.caSet() }), []);
+    return { dir, env, ca: root, pfx: cert.pkcs12, passphrase: cert.password, serverCertChainPem: tls.certChainPem, serverKeyPem: tls.keyPem, clientCaPem: root + fs.readFileSync(paths.issuingCert, 'utf8'), crlPem };
   } finally {
     await rt.close();
   }
@@ -152,6 +161,71 @@ async function startGatewayPeer(p: Installation, app: string): Promise<Target> {
   return { name: 'gateway', description: 'nginx with deploy/nginx-gateway.conf: auth_request /auth/verify → kenshin serve (proxy mode, unix socket), then proxy_pass to the application', ...behind };
 }
 
+/**
+ * The floor of the auth_request design: deploy/nginx-gateway.conf exactly as the gateway target
+ * runs it, with the check answered by a second nginx on the unix socket — no session, no lookup,
+ * a fixed 200 with the identity headers Kenshin sends (the same names and sizes, the assertion a
+ * string as long as a real one). Whatever the gateway loses to it is Kenshin's; what it loses to
+ * plain is nginx's subrequest.
+ */
+async function startAuthFloor(p: Installation, app: string): Promise<Target> {
+  const sockDir = fs.mkdtempSync('/tmp/ks-bench-floor-');
+  fs.chmodSync(sockDir, 0o777);
+  const socket = path.join(sockDir, 'auth.sock');
+  const identity: Record<string, string> = {
+    'X-Kenshin-Tenant': 'T0001',
+    'X-Kenshin-Institution': '1312345678',
+    'X-Kenshin-Institution-Name': encodeURIComponent('ベンチマーク医院本院'),
+    'X-Kenshin-User': 'bench',
+    'X-Kenshin-Role': 'user',
+    'X-Kenshin-Certificate-Serial': '4'.padEnd(32, '0'),
+    'X-Kenshin-Certificate-Not-After': new Date(Date.now() + 400 * DAY_MS).toISOString(),
+    'X-Kenshin-Certificate-Days-Left': '400',
+    'X-Kenshin-Assertion': 'e'.repeat(ASSERTION_LENGTH),
+  };
+  const authPort = await freePort();
+  const auth = await startNginx({
+    port: authPort,
+    workers: 'auto',
+    files: {},
+    http: `
+  server {
+    listen 127.0.0.1:${authPort};
+    listen unix:${socket};
+    access_log off;
+    keepalive_requests 1000000;
+    location / {
+${Object.entries(identity).map(([k, v]) => `      add_header ${k} "${v}";`).join('\n')}
+      return 200;
+    }
+  }`,
+  });
+  try {
+    const port = await freePort();
+    const front = await startNginx({
+      port,
+      workers: 'auto',
+      files: { ...tlsFiles(p), 'crl.pem': p.crlPem },
+      http: testableGatewayConf(fs.readFileSync(SHIPPED_GATEWAY_CONF, 'utf8'), { upstreamSocket: socket, tlsCert: 'server.crt', tlsKey: 'server.key', clientCa: 'client-ca.pem', crl: 'crl.pem', application: app }, port, await freePort()),
+    });
+    return {
+      name: 'auth-floor',
+      description: 'deploy/nginx-gateway.conf with the check answered by nginx (return 200 with identity headers) on the unix socket',
+      port,
+      pids: () => [...front.pids(), ...auth.pids()],
+      async close() {
+        await front.close();
+        await auth.close();
+        fs.rmSync(sockDir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await auth.close();
+    fs.rmSync(sockDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
 async function startBuiltIn(p: Installation, app: string): Promise<Target> {
   const port = await freePort();
   const serve = await startKenshinServe({ dir: p.dir, env: { ...p.env, KENSHIN_UPSTREAM_URL: `http://${app}`, KENSHIN_PUBLIC_URL: `https://127.0.0.1:${port}/` }, listen: { port }, nodeArgs });
@@ -161,7 +235,7 @@ async function startBuiltIn(p: Installation, app: string): Promise<Target> {
 /** A real login through the target (the login form with its CSRF token); returns the Cookie header, after checking the application answers with it. */
 async function logIn(p: Installation, t: Target): Promise<string> {
   const c = new TlsClient(`https://127.0.0.1:${t.port}/`, p.ca, { file: p.pfx, password: p.passphrase });
-  if (t.name !== 'plain') {
+  if (t.name !== 'plain' && t.name !== 'auth-floor') {
     const login = await c.get('/login');
     await c.follow(await c.submit(login, '/login', { loginId: 'bench', password: LOGIN_PASSWORD }));
   }
@@ -206,7 +280,7 @@ async function main() {
   const app = await startApplication();
   const targets: Target[] = [];
   try {
-    targets.push(await startPlain(p, app.address), await startGatewayPeer(p, app.address), await startBuiltIn(p, app.address));
+    targets.push(await startPlain(p, app.address), await startGatewayPeer(p, app.address), await startBuiltIn(p, app.address), await startAuthFloor(p, app.address));
     const cookies = new Map<string, string>();
     for (const t of targets) cookies.set(t.name, await logIn(p, t));
     // Warm-up: JIT, statement caches, nginx's upstream keepalive pools.
@@ -239,13 +313,15 @@ async function main() {
     });
     const gateway = vsPlain('gateway');
     const builtIn = vsPlain('built-in');
+    const authFloor = vsPlain('auth-floor');
     const out = writeResult('gateway', quick, {
       settings: { ...settings, request: `GET ${APP_PATH} with the session cookie`, application: `nginx return 200 (${Buffer.byteLength(APP_BODY)} bytes)` },
       results,
       gateway: { ...gateway, targets: { throughputRatio: 0.5, addedP50Ms: 1 }, met: gateway.throughputRatio >= 0.5 && gateway.addedP50Ms < 1 },
       builtIn,
+      authFloor: { ...authFloor, gatewayVsFloor: round(results.gateway!.requestsPerSecond / results['auth-floor']!.requestsPerSecond) },
     });
-    console.log(`gateway / plain nginx proxy: ${gateway.throughputRatio}× throughput (target ≥ 0.5), +${gateway.addedP50Ms} ms at p50 (target < 1); built-in proxy: ${builtIn.throughputRatio}×, +${builtIn.addedP50Ms} ms; written ${path.relative(process.cwd(), out)}`);
+    console.log(`gateway / plain nginx proxy: ${gateway.throughputRatio}× throughput (target ≥ 0.5), +${gateway.addedP50Ms} ms at p50 (target < 1); built-in proxy: ${builtIn.throughputRatio}×, +${builtIn.addedP50Ms} ms; auth_request answered by nginx itself: ${authFloor.throughputRatio}×, +${authFloor.addedP50Ms} ms; written ${path.relative(process.cwd(), out)}`);
   } finally {
     for (const t of targets.reverse()) await t.close().catch(() => undefined);
     await app.nginx.close().catch(() => undefined);

@@ -178,7 +178,7 @@ function rows(startedAt: number): Row[] {
       const added = Number(at(summary, 'addedP50Ms'));
       out.push({
         figure: `${label}, requests to the application`,
-        kenshin: `${num(at(res, who, 'requestsPerSecond'), 0)} req/s, p50 ${num(at(res, who, 'oneConnection', 'p50Ms'), 3)} ms (+${num(added, 3)} ms)`,
+        kenshin: `${num(at(res, who, 'requestsPerSecond'), 0)} req/s, p50 ${num(at(res, who, 'oneConnection', 'p50Ms'), 3)} ms (+${num(added, 3)} ms)${who === 'gateway' && at(gw, 'authFloor') ? ` (auth_request answered by nginx itself: ${num(at(res, 'auth-floor', 'requestsPerSecond'), 0)} req/s = ${num(at(gw, 'authFloor', 'throughputRatio'))}×)` : ''}`,
         peer: `nginx proxy_pass, no auth ${num(plainRps, 0)} req/s, p50 ${num(plainP50, 3)} ms`,
         ratio: `${num(ratio)}×`,
         target: '≥ 0.5×, < 1 ms added at p50',
