@@ -8,6 +8,7 @@ import { effectiveStatus } from '../certificates/status.js';
 import { isKnownTakenUp } from '../renewal/service.js';
 import { COOKIE } from '../web/context.js';
 import type { DecisionCache } from './decision-cache.js';
+import type { HotPath } from '../web/before-fastify.js';
 
 /**
  * The forward-auth check a browser repeats for every image and XHR of the application, answered
@@ -16,7 +17,8 @@ import type { DecisionCache } from './decision-cache.js';
  * certificate (decision-cache.ts). The answer is exactly what /auth/verify gives for a cache hit —
  * the same cache, the same checks, in the same order — without routing, hooks and the reply
  * machinery, which were most of a check's cost. Anything else (no cookie, a certificate not seen
- * in the last second, expired or revoked, a refusal, debug logging) goes to Fastify unchanged.
+ * in the last second, expired or revoked, a refusal, debug logging) goes to Fastify unchanged
+ * (web/before-fastify.ts).
  */
 export interface FastPathDeps {
   db: Db;
@@ -25,8 +27,6 @@ export interface FastPathDeps {
   cache: DecisionCache;
   /** The assertion key in use (a hit signed with another one is no hit). */
   kid: () => string;
-  /** False when every check must reach the request log (debug level). */
-  enabled: () => boolean;
   observe?: (seconds: number) => void;
 }
 
@@ -50,18 +50,15 @@ function answer(d: FastPathDeps, req: http.IncomingMessage, res: http.ServerResp
   return true;
 }
 
-/** Puts the fast path in front of the server's request handler (Fastify's). */
-export function installForwardAuthFastPath(server: http.Server, d: FastPathDeps): void {
-  const handlers = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
-  server.removeAllListeners('request');
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (req.method === 'GET' && req.url !== undefined && (req.url === '/auth/verify' || req.url.startsWith('/auth/verify?')) && d.enabled()) {
+/** The check as a hot path: /auth/verify, with or without the proxy's query string. */
+export function forwardAuthHotPath(d: FastPathDeps): HotPath {
+  return {
+    matches: (url) => url === '/auth/verify' || url.startsWith('/auth/verify?'),
+    answer: (req, res) => {
       const t0 = performance.now();
-      if (answer(d, req, res)) {
-        d.observe?.((performance.now() - t0) / 1000);
-        return;
-      }
-    }
-    for (const h of handlers) h.call(server, req, res);
-  });
+      if (!answer(d, req, res)) return false;
+      d.observe?.((performance.now() - t0) / 1000);
+      return true;
+    },
+  };
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../context.js';
 import type { CertificateRow } from '../../db/schema.js';
 import { clientAgentLabel, markTakenUp, openPackage, recordPackageAccess, renewalInfo, startRenewal, type StartedRenewal } from '../../renewal/service.js';
-import { daysLeft, effectiveStatus } from '../../certificates/status.js';
+import { certificateStateBody } from './certificate-state.js';
 import { sendPkcs12 } from './renewal.js';
 import { isOwnOrigin, publicBase } from '../public-url.js';
 import { ignoredJsonBody, LIMIT, params, query } from '../input.js';
@@ -71,19 +71,7 @@ export function apiRoutes(app: FastifyInstance, deps: AppDeps): void {
     const cert = await certificateOf(req, reply);
     if (!cert) return reply;
     const info = await renewalInfo(deps.renewal, cert);
-    const now = clock.now();
-    return reply.header('Cache-Control', 'no-store').send({
-      serial: cert.serial,
-      subject: cert.subject,
-      notBefore: cert.not_before,
-      notAfter: cert.not_after,
-      daysLeft: daysLeft(cert.not_after, now),
-      status: effectiveStatus(cert, now),
-      window: { start: info.status.windowStart.toISOString(), end: info.status.windowEnd.toISOString(), days: deps.renewal.windowDays },
-      eligible: info.status.eligible,
-      reason: info.status.reason,
-      successor: info.successor ? { serial: info.successor.serial, notAfter: info.successor.not_after, takenUp: info.renewal?.taken_up_at !== null } : null,
-    });
+    return reply.header('Cache-Control', 'no-store').send(certificateStateBody(cert, info, clock.now(), deps.renewal.windowDays));
   });
 
   const start = async (req: FastifyRequest, reply: FastifyReply): Promise<StartedRenewal | undefined> => {

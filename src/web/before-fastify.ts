@@ -1,0 +1,58 @@
+import type http from 'node:http';
+
+/**
+ * Requests answered in the server's request listener before Fastify sees them. Routing, the
+ * hooks and the reply machinery cost a keep-alive request about three times what Node's own TLS
+ * and HTTP do (README, "Benchmarks"); for the few requests a client repeats all day — the gateway's
+ * check before every application request, a client asking for its certificate's state — a hot
+ * path gives exactly the answer the Fastify route gives, from the same functions, when everything
+ * it needs is at hand. Whenever it is not (a certificate not seen in the last second, a refusal, a
+ * query string, debug logging, an error), it declines and the request goes to Fastify unchanged.
+ */
+export interface HotPath {
+  /** Whether this path answers GET requests for this URL (as it arrived, query included). */
+  matches(url: string): boolean;
+  /** Writes the whole response and says true, or touches nothing and says false. */
+  answer(req: http.IncomingMessage, res: http.ServerResponse): boolean | Promise<boolean>;
+}
+
+export interface BeforeFastifyOptions {
+  /** False when every request must go through Fastify (debug logging: every request reaches the log). */
+  enabled: () => boolean;
+  /** A hot path threw: the request still goes to Fastify, which answers with its own error handling. */
+  onError?: (err: unknown) => void;
+}
+
+/** Puts the hot paths in front of the server's request handler (Fastify's). */
+export function answerBeforeFastify(server: http.Server, paths: readonly HotPath[], opts: BeforeFastifyOptions): void {
+  const handlers = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  const toFastify = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    for (const h of handlers) h.call(server, req, res);
+  };
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = req.url;
+    const path = req.method === 'GET' && url !== undefined ? paths.find((p) => p.matches(url)) : undefined;
+    if (!path || !opts.enabled()) return toFastify(req, res);
+    let answered: boolean | Promise<boolean>;
+    try {
+      answered = path.answer(req, res);
+    } catch (err) {
+      opts.onError?.(err);
+      return toFastify(req, res);
+    }
+    if (answered === true) return;
+    if (answered === false) return toFastify(req, res);
+    answered.then(
+      (done) => {
+        if (!done) toFastify(req, res);
+      },
+      (err: unknown) => {
+        opts.onError?.(err);
+        // Only when nothing was written: a response half sent cannot be answered again.
+        if (!res.headersSent) toFastify(req, res);
+        else res.destroy();
+      },
+    );
+  });
+}
