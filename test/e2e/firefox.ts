@@ -81,23 +81,33 @@ export async function startFirefoxWorld(opts: { rootPem: string; certificates: {
   };
   await launch();
 
-  const certManager = async <T>(fn: string, arg?: unknown): Promise<T> => {
-    const page = await browser!.newPage();
-    try {
-      // It never fires load over BiDi: start it, then wait for its tree to be there.
-      page.goto('chrome://pippki/content/certManager.xhtml').catch(() => undefined);
-      // The wait starts in the tab's about:blank, which the navigation replaces: puppeteer over BiDi
-      // then ends it with "Waiting failed" instead of carrying it over (CI, once, on a loaded box).
-      const deadline = Date.now() + TIMEOUT_MS;
-      for (;;) {
-        try {
-          await page.waitForFunction(() => Boolean((document.getElementById('user-tree') as unknown as { view?: unknown } | null)?.view), { timeout: Math.max(1000, deadline - Date.now()), polling: 200 });
-          break;
-        } catch (e) {
-          if (Date.now() >= deadline || (e as Error).name === 'TimeoutError') throw e;
-          await new Promise((r) => setTimeout(r, 200));
+  /** A tab with the certificate manager open and its tree filled in. */
+  const openCertManager = async () => {
+    // The wait starts in the tab's about:blank, which the navigation replaces: puppeteer over BiDi
+    // may then end it with "Waiting failed" instead of carrying it over, and on a loaded box the
+    // same tab kept failing so until the deadline (CI, twice). Each attempt is a fresh tab.
+    const deadline = Date.now() + 2 * TIMEOUT_MS;
+    for (let attempt = 1; ; attempt++) {
+      const page = await browser!.newPage();
+      try {
+        // It never fires load over BiDi: start it, then wait for its tree to be there.
+        page.goto('chrome://pippki/content/certManager.xhtml').catch(() => undefined);
+        await page.waitForFunction(() => Boolean((document.getElementById('user-tree') as unknown as { view?: unknown } | null)?.view), { timeout: Math.max(1000, Math.min(TIMEOUT_MS, deadline - Date.now())), polling: 200 });
+        return page;
+      } catch (e) {
+        await page.close().catch(() => undefined);
+        if (Date.now() >= deadline) {
+          const cause = (e as Error).cause as Error | undefined;
+          throw new Error(`the certificate manager did not open after ${attempt} attempts: ${(e as Error).message}${cause ? ` (${cause.message ?? String(cause)})` : ''}`, { cause: e });
         }
+        await new Promise((r) => setTimeout(r, 500));
       }
+    }
+  };
+
+  const certManager = async <T>(fn: string, arg?: unknown): Promise<T> => {
+    const page = await openCertManager();
+    try {
       return (await page.evaluate(`(${fn})(${JSON.stringify(arg ?? null)})`)) as T;
     } finally {
       await page.close().catch(() => undefined);

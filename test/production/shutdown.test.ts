@@ -61,8 +61,17 @@ function serve(inst: Installation): { child: ChildProcess; output: () => string;
   return { child, output: () => output, exited };
 }
 
-async function ready(inst: Installation, ca: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+/**
+ * Until /readyz answers 200. Start-up (tsx, the CA, two mint workers) takes a few seconds and far
+ * longer on a loaded box, so the wait is a deadline, and a serve that exits meanwhile (its port
+ * taken) fails at once with what it said instead of being mistaken for another one that answers.
+ */
+async function ready(inst: Installation, ca: string, s: ReturnType<typeof serve>): Promise<void> {
+  let exited = false;
+  void s.exited.then(() => (exited = true));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`serve exited before it was ready: ${s.output()}`);
     try {
       if ((await new TlsClient(`https://127.0.0.1:${inst.port}/`, ca).get('/readyz')).status === 200) return;
     } catch {
@@ -70,7 +79,7 @@ async function ready(inst: Installation, ca: string): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('serve did not become ready');
+  throw new Error(`serve did not become ready in 60 s: ${s.output()}`);
 }
 
 type Outcome = { status: number; at: number } | { error: string; at: number };
@@ -112,9 +121,11 @@ for (const dialect of testDialects()) {
     const inst = await install(dialect);
     const ca = fs.readFileSync(path.join(inst.dataDir, 'ca', 'root.crt'), 'utf8');
 
-    test('SIGTERM: the renewals in flight finish, then the process exits 0', async () => {
+    test('SIGTERM: the renewals in flight finish, then the process exits 0', async (t) => {
       const s = serve(inst);
-      await ready(inst, ca);
+      // A test that fails half-way must not leave its serve on the port for the next one.
+      t.after(() => void s.child.kill('SIGKILL'));
+      await ready(inst, ca, s);
       const pending = renewAll(inst, ca);
       // Let the requests reach the server and the workers start minting, then ask it to stop.
       await new Promise((r) => setTimeout(r, 150));
@@ -131,9 +142,11 @@ for (const dialect of testDialects()) {
       assert.equal(successors, ok.length, 'every 201 has its successor, and nothing else was issued');
     });
 
-    test('SIGKILL mid-renewal leaves no half-issued renewal, and retries finish the job once', async () => {
+    test('SIGKILL mid-renewal leaves no half-issued renewal, and retries finish the job once', async (t) => {
       const s = serve(inst);
-      await ready(inst, ca);
+      // A test that fails half-way must not leave its serve on the port for the next one.
+      t.after(() => void s.child.kill('SIGKILL'));
+      await ready(inst, ca, s);
       const pending = renewAll(inst, ca);
       await new Promise((r) => setTimeout(r, 200));
       s.child.kill('SIGKILL');
@@ -142,7 +155,8 @@ for (const dialect of testDialects()) {
       await assertConsistent(inst);
 
       const again = serve(inst);
-      await ready(inst, ca);
+      t.after(() => void again.child.kill('SIGKILL'));
+      await ready(inst, ca, again);
       const retried = await Promise.all(renewAll(inst, ca));
       for (const o of retried) assert.ok('status' in o && (o.status === 200 || o.status === 201), JSON.stringify(o));
       again.child.kill('SIGTERM');
