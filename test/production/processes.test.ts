@@ -119,7 +119,7 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
     });
     await waitReady(serve, dataDir);
     // "listening" comes once all processes listen; waitReady may see the first one earlier.
-    for (let n = 0; n < 100 && !/^Kenshin Cloud listening/m.test(serve.stdout); n++) await sleep(100);
+    for (const end = Date.now() + 60_000; Date.now() < end && !/^Kenshin Cloud listening/m.test(serve.stdout); ) await sleep(100);
     const said = serve.stdout.split('\n').filter((l) => /^Kenshin Cloud listening on /.test(l));
     assert.deepEqual(said, [`Kenshin Cloud listening on ${serve.url} (2 processes)`]);
     assert.equal(serve.stderr, '');

@@ -133,7 +133,8 @@ describe('server certificate from files, reloaded without a restart; client CA l
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise((resolve) => child.on('exit', resolve));
     const waitFor = async (re: RegExp) => {
-      for (let i = 0; i < 300 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      // A deadline, not a count: start-up is slow on a loaded box.
+      for (const end = Date.now() + 60_000; Date.now() < end && !re.test(out); ) await new Promise((r) => setTimeout(r, 50));
       assert.match(out, re);
     };
     try {
