@@ -145,6 +145,11 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
   tenantAdminRoutes(app, deps);
   const decisions = gatewayRoutes(app, deps);
   // The requests a client repeats all day, answered before Fastify when they can be (before-fastify.ts).
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   const observe = (route: string) => (s: number) => deps.metrics?.requestDuration.observe({ route, method: 'GET', status: '200' }, s);
   answerBeforeFastify(
     app.server,
@@ -153,8 +158,9 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions): Promise<Fasti
       certificateStateHotPath({ renewal: deps.renewal, presented, ...(opts.logger ? { log: app.log as unknown as Logger } : {}), observe: observe('/api/v1/certificate') }),
     ],
     {
-      // Debug logging shows every request, and Fastify's line says more (the route, its own reqId).
-      enabled: () => app.log.level !== 'debug' && app.log.level !== 'trace',
+      // Debug logging shows every request, and Fastify's line says more (the route, its own reqId);
+      // closing, Fastify's 503 with `Connection: close` lets kept-alive clients go.
+      enabled: () => !closing && app.log.level !== 'debug' && app.log.level !== 'trace',
       onError: (err) => app.log.error({ err }, 'hot path failed; answered by the route'),
     },
   );

@@ -17,7 +17,11 @@ export interface HotPath {
 }
 
 export interface BeforeFastifyOptions {
-  /** False when every request must go through Fastify (debug logging: every request reaches the log). */
+  /**
+   * False when every request must go through Fastify: with debug logging (every request reaches the
+   * log), and once the server is closing — Fastify then answers new requests on open connections
+   * with 503 and `Connection: close`, so kept-alive clients let go and the close can finish.
+   */
   enabled: () => boolean;
   /** A hot path threw: the request still goes to Fastify, which answers with its own error handling. */
   onError?: (err: unknown) => void;
@@ -39,7 +43,9 @@ export function answerBeforeFastify(server: http.Server, paths: readonly HotPath
       answered = path.answer(req, res);
     } catch (err) {
       opts.onError?.(err);
-      return toFastify(req, res);
+      // Only when nothing was written: a response sent cannot be answered again.
+      if (!res.headersSent) toFastify(req, res);
+      return;
     }
     if (answered === true) return;
     if (answered === false) return toFastify(req, res);
@@ -49,9 +55,9 @@ export function answerBeforeFastify(server: http.Server, paths: readonly HotPath
       },
       (err: unknown) => {
         opts.onError?.(err);
-        // Only when nothing was written: a response half sent cannot be answered again.
+        // Only when nothing was written; a response already ended stands, one cut short is cut off.
         if (!res.headersSent) toFastify(req, res);
-        else res.destroy();
+        else if (!res.writableEnded) res.destroy();
       },
     );
   });

@@ -265,13 +265,12 @@ describe('kenshin serve with KENSHIN_PROCESSES=2 on SQLite', () => {
         const after = serve!.stderr.split(victimLine)[1] ?? '';
         return [...after.matchAll(/\(worker\) exited \(code 2\); starting another in (\d+) s/g)].map((m) => Number(m[1]));
       };
-      for (let n = 0; n < 900 && failedDelays().length < 3; n++) await sleep(50);
+      for (const end = Date.now() + 60_000; Date.now() < end && failedDelays().length < 3; ) await sleep(50);
       assert.match(serve!.stderr, /issuing\.crt is not a PEM certificate/);
       assert.ok(serve!.stderr.includes(victimLine), serve!.stderr);
       const delays = failedDelays().slice(0, 3);
       assert.equal(delays.length, 3, serve!.stderr);
       assert.deepEqual(delays, [delays[0]!, delays[0]! * 2, delays[0]! * 4], serve!.stderr);
-      assert.ok(delays[0]! >= 1 && delays[0]! <= 2, serve!.stderr);
       // The processes that run keep serving meanwhile.
       assert.equal((await new TlsClient(serve!.url, ca, certs.plain!).get('/api/v1/certificate')).status, 200);
     } finally {

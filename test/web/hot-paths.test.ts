@@ -10,6 +10,9 @@ import { issueCertificate, revokeCertificate } from '../../src/certificates/serv
 import { startServer } from '../../src/web/server.js';
 import { answerBeforeFastify, type HotPath } from '../../src/web/before-fastify.js';
 import { DAY_MS } from '../../src/clock.js';
+import { certificatesChanged } from '../../src/identity/peer.js';
+import tls from 'node:tls';
+import { once } from 'node:events';
 
 interface Line {
   msg: string;
@@ -32,12 +35,22 @@ async function serve(level: 'info' | 'debug') {
     const r = await issueCertificate(await w.runtime.certificateDeps(), { tenantCode: 'T0001', keyType: 'p256', profile: 'compatible', validity: { kind: 'explicit', notBefore: new Date(now - 1000 * DAY_MS), notAfter: new Date(now + days * DAY_MS) }, actor: 'test' });
     return { row: r.row, client: new TlsClient(server.url, ca, { file: r.pkcs12, password: r.password }) };
   };
-  /** The request lines written for GET /api/v1/certificate, in order. */
-  const stateLines = () => lines.filter((l) => l.msg === 'request completed' && l.req?.url === '/api/v1/certificate');
-  return { w, cert, stateLines };
+  /** The request lines written for GET /api/v1/certificate (or another URL), in order. */
+  const stateLines = (url = '/api/v1/certificate') => lines.filter((l) => l.msg === 'request completed' && l.req?.url === url);
+  return { w, cert, stateLines, server, ca };
 }
 
 /** Every header but the date, which moves between two responses. */
+/**
+ * The hot path answers only while the certificate's row is fresh (1 s, identity/peer.ts). Dropping
+ * the kept rows sends the next request through the route, which looks the row up again: the request
+ * after it then finds it fresh, however slow the machine.
+ */
+async function primed(client: TlsClient) {
+  certificatesChanged();
+  await client.get('/api/v1/certificate');
+}
+
 const comparable = (headers: http.IncomingHttpHeaders) => Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'date'));
 
 describe('GET /api/v1/certificate before Fastify', async () => {
@@ -48,8 +61,9 @@ describe('GET /api/v1/certificate before Fastify', async () => {
     const { client } = await s.cert(60);
     // The first request looks the certificate up (the route); the next finds its row at hand.
     const byRoute = await client.get('/api/v1/certificate');
+    await primed(client);
     const hot = await client.get('/api/v1/certificate');
-    const [first, second] = s.stateLines().slice(-2);
+    const [first, , second] = s.stateLines().slice(-3);
     assert.match(first!.reqId ?? '', /^req-/, 'the first request went through Fastify');
     assert.match(second!.reqId ?? '', /^hot-/, 'the second was answered before Fastify');
     assert.equal(hot.status, 200);
@@ -69,6 +83,7 @@ describe('GET /api/v1/certificate before Fastify', async () => {
     assert.equal((await client.get('/api/v1/certificate')).json<{ successor: unknown }>().successor, null);
     const started = await client.request('POST', '/api/v1/certificate/renewal', { json: {} });
     assert.equal(started.status, 201);
+    await primed(client);
     const after = await client.get('/api/v1/certificate');
     assert.equal(s.stateLines().at(-1)!.reqId?.startsWith('hot-'), true, 'answered before Fastify');
     assert.deepEqual(after.json<{ reason: string; successor: unknown }>().successor, { serial: started.json<{ serial: string }>().serial, notAfter: started.json<{ notAfter: string }>().notAfter, takenUp: false });
@@ -81,19 +96,54 @@ describe('GET /api/v1/certificate before Fastify', async () => {
 
   test('a query string, HEAD and an expired certificate are the route’s', async () => {
     const { client } = await s.cert(10);
-    await client.get('/api/v1/certificate');
-    const before = s.stateLines().length;
+    await primed(client);
     const withQuery = await client.get('/api/v1/certificate?lang=en');
     assert.equal(withQuery.status, 200);
-    assert.equal(s.stateLines().length, before, 'a URL with a query is another URL in the log, and not the hot path’s');
+    assert.match(s.stateLines('/api/v1/certificate?lang=en').at(-1)?.reqId ?? '', /^req-/);
+    // The route's onRequest hook remembers the language asked for; the hot path never sees ?lang.
+    assert.match(String(withQuery.headers['set-cookie']), /kenshin_lang=en/);
+    await primed(client);
     const head = await client.request('HEAD', '/api/v1/certificate');
     assert.equal(head.status, 200);
+    const headLine = s.stateLines().at(-1)!;
+    assert.equal(headLine.req?.method, 'HEAD');
+    assert.match(headLine.reqId ?? '', /^req-/);
     const expired = await s.cert(-1);
     await expired.client.get('/api/v1/certificate');
     const gone = await expired.client.get('/api/v1/certificate');
     assert.equal(gone.status, 403);
     assert.equal(gone.json<{ error: string }>().error, 'certificate_expired');
     assert.match(s.stateLines().at(-1)!.reqId ?? '', /^req-/);
+  });
+});
+
+describe('closing, a kept-alive client is let go as Fastify lets it go', async () => {
+  const s = await serve('info');
+  test('a request that arrives on a busy connection after close() is Fastify’s, not a hot answer', async () => {
+    const now = s.w.clock.now().getTime();
+    // RSA: the renewal takes long enough (the key is made on the thread pool) to close meanwhile.
+    const r = await issueCertificate(await s.w.runtime.certificateDeps(), { tenantCode: 'T0001', keyType: 'rsa2048', profile: 'compatible', validity: { kind: 'explicit', notBefore: new Date(now - 1000 * DAY_MS), notAfter: new Date(now + 60 * DAY_MS) }, actor: 'test' });
+    const client = new TlsClient(s.server.url, s.ca, { file: r.pkcs12, password: r.password });
+    await primed(client);
+    const url = new URL(s.server.url);
+    const socket = tls.connect({ host: url.hostname, port: Number(url.port), ca: s.ca, pfx: Buffer.from(r.pkcs12), passphrase: r.password });
+    await once(socket, 'secureConnect');
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    const ended = once(socket, 'close');
+    // Pipelined: the state query waits on the connection behind the renewal being minted.
+    socket.write(`POST /api/v1/certificate/renewal HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+    socket.write(`GET /api/v1/certificate HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 20));
+    const closed = s.server.close();
+    await ended;
+    await closed;
+    const statuses = [...received.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+    assert.equal(statuses[0], 201, received.slice(0, 300));
+    // What Fastify does with it — a 503 with Connection: close, or the connection closed once the
+    // renewal is answered — never a hot 200 that keeps the connection, and so the close, waiting.
+    assert.ok(statuses[1] === undefined || statuses[1] === 503, received);
+    if (statuses[1] === 503) assert.match(received.slice(received.lastIndexOf('HTTP/1.1 ')), /\r\nconnection: close\r\n/i);
   });
 });
 
@@ -110,7 +160,8 @@ describe('with LOG_LEVEL=debug every request goes through Fastify', async () => 
 describe('answerBeforeFastify', () => {
   test('a path that declines, throws or fails hands the request on untouched; a POST is never matched', async () => {
     const errors: unknown[] = [];
-    const server = http.createServer((req, res) => res.end(`fallback ${req.method} ${req.url}`));
+    const fallbacks: string[] = [];
+    const server = http.createServer((req, res) => (fallbacks.push(req.url!), res.end(`fallback ${req.method} ${req.url}`)));
     const paths: HotPath[] = [
       { matches: (u) => u === '/hot', answer: (_req, res) => (res.end('hot'), true) },
       { matches: (u) => u === '/declines', answer: async () => false },
@@ -121,6 +172,21 @@ describe('answerBeforeFastify', () => {
         },
       },
       { matches: (u) => u === '/rejects', answer: () => Promise.reject(new Error('later')) },
+      {
+        matches: (u) => u === '/answers-then-throws',
+        answer: (_req, res) => {
+          res.end('answered');
+          throw new Error('after');
+        },
+      },
+      {
+        matches: (u) => u === '/answers-then-rejects',
+        answer: async (_req, res) => {
+          res.end('answered');
+          await Promise.resolve();
+          throw new Error('after, later');
+        },
+      },
     ];
     let enabled = true;
     answerBeforeFastify(server, paths, { enabled: () => enabled, onError: (e) => errors.push(e) });
@@ -144,9 +210,13 @@ describe('answerBeforeFastify', () => {
       assert.equal(await ask('GET', '/throws'), 'fallback GET /throws');
       assert.equal(await ask('GET', '/rejects'), 'fallback GET /rejects');
       assert.equal(await ask('GET', '/other'), 'fallback GET /other');
+      // An answer already sent stands: Fastify is not asked to answer it again.
+      assert.equal(await ask('GET', '/answers-then-throws'), 'answered');
+      assert.equal(await ask('GET', '/answers-then-rejects'), 'answered');
+      assert.deepEqual(fallbacks, ['/hot', '/declines', '/throws', '/rejects', '/other']);
       assert.deepEqual(
         errors.map((e) => (e as Error).message),
-        ['boom', 'later'],
+        ['boom', 'later', 'after', 'after, later'],
       );
       enabled = false;
       assert.equal(await ask('GET', '/hot'), 'fallback GET /hot');

@@ -64,8 +64,13 @@ export function certificateStateHotPath(d: CertificateStateHotPathDeps): HotPath
       res.writeHead(200, { ...SECURITY_HEADERS, 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       const ms = performance.now() - t0;
-      d.observe?.(ms / 1000);
-      d.log?.info({ reqId: `hot-${(++served).toString(36)}`, req, res: { statusCode: 200 }, responseTime: ms }, 'request completed');
+      // The answer is sent: a metric or log line that fails must not take the connection with it.
+      try {
+        d.observe?.(ms / 1000);
+        d.log?.info({ reqId: `hot-${(++served).toString(36)}`, req, res: { statusCode: 200 }, responseTime: ms }, 'request completed');
+      } catch {
+        // Nothing to do: the client has its answer.
+      }
       return true;
     },
   };
