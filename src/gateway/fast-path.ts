@@ -3,12 +3,9 @@ import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
 import type { Clock } from '../clock.js';
 import type { PresentedCertificate } from '../identity/peer.js';
-import { knownCertificate } from '../identity/peer.js';
-import { effectiveStatus } from '../certificates/status.js';
-import { isKnownTakenUp } from '../renewal/service.js';
 import { COOKIE } from '../web/context.js';
 import type { DecisionCache } from './decision-cache.js';
-import type { HotPath } from '../web/before-fastify.js';
+import { certificateAtHand, type HotPath } from '../web/before-fastify.js';
 
 /**
  * The forward-auth check a browser repeats for every image and XHR of the application, answered
@@ -33,14 +30,9 @@ export interface FastPathDeps {
 const SESSION_COOKIE = new RegExp(`(?:^|;\\s*)${COOKIE.session}=([^;\\s]+)`);
 
 function answer(d: FastPathDeps, req: http.IncomingMessage, res: http.ServerResponse): boolean {
-  // The same identity source as every request: the proxy header only from a trusted peer (decided
-  // when the connection was accepted), or the TLS connection's own certificate.
-  const presented = d.presented({ headers: req.headers, raw: req } as unknown as FastifyRequest);
-  if (!presented.der || !presented.fingerprint) return false;
-  const cert = knownCertificate(d.db, presented.fingerprint);
   const now = d.clock.now();
-  if (!cert || effectiveStatus(cert, now) !== 'active') return false;
-  if (cert.issued_via === 'renewal' && !isKnownTakenUp(d.db, cert.id)) return false;
+  const cert = certificateAtHand(req, d.presented, d.db, now);
+  if (!cert) return false;
   const token = SESSION_COOKIE.exec(req.headers.cookie ?? '')?.[1];
   if (!token) return false;
   const headers = d.cache.get(token, cert.id, { tick: performance.now(), at: now.getTime(), kid: d.kid() });

@@ -1,4 +1,10 @@
 import type http from 'node:http';
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.js';
+import type { CertificateRow } from '../db/schema.js';
+import { knownCertificate, type PresentedCertificate } from '../identity/peer.js';
+import { effectiveStatus } from '../certificates/status.js';
+import { isKnownTakenUp } from '../renewal/service.js';
 
 /**
  * Requests answered in the server's request listener before Fastify sees them. Routing, the
@@ -25,6 +31,22 @@ export interface BeforeFastifyOptions {
   enabled: () => boolean;
   /** A hot path threw: the request still goes to Fastify, which answers with its own error handling. */
   onError?: (err: unknown) => void;
+}
+
+/**
+ * The certificate of this request when a hot path may answer for it: active, its row kept by
+ * identity/peer.ts within the last second, and — for a successor — its renewal known to be taken up
+ * (the route marks that, with its audit event). Undefined sends the request to the route.
+ */
+export function certificateAtHand(req: http.IncomingMessage, presented: (req: FastifyRequest) => PresentedCertificate, db: Db, now: Date): CertificateRow | undefined {
+  // The same identity source as every request: the proxy header only from a trusted peer (decided
+  // when the connection was accepted), or the TLS connection's own certificate.
+  const p = presented({ headers: req.headers, raw: req } as unknown as FastifyRequest);
+  if (!p.der || !p.fingerprint) return undefined;
+  const cert = knownCertificate(db, p.fingerprint);
+  if (!cert || effectiveStatus(cert, now) !== 'active') return undefined;
+  if (cert.issued_via === 'renewal' && !isKnownTakenUp(db, cert.id)) return undefined;
+  return cert;
 }
 
 /** Puts the hot paths in front of the server's request handler (Fastify's). */

@@ -3,11 +3,10 @@ import type { Logger } from 'pino';
 import type { FastifyRequest } from 'fastify';
 import type { CertificateRow } from '../../db/schema.js';
 import type { PresentedCertificate } from '../../identity/peer.js';
-import { knownCertificate } from '../../identity/peer.js';
 import { daysLeft, effectiveStatus } from '../../certificates/status.js';
-import { isKnownTakenUp, renewalInfo, type RenewalDeps, type RenewalInfo } from '../../renewal/service.js';
+import { renewalInfo, type RenewalDeps, type RenewalInfo } from '../../renewal/service.js';
 import { SECURITY_HEADERS } from '../security-headers.js';
-import type { HotPath } from '../before-fastify.js';
+import { certificateAtHand, type HotPath } from '../before-fastify.js';
 
 /**
  * GET /api/v1/certificate: what a client holding the certificate learns about it — its dates, its
@@ -52,13 +51,9 @@ export function certificateStateHotPath(d: CertificateStateHotPathDeps): HotPath
     matches: (url) => url === PATH,
     answer: async (req: http.IncomingMessage, res: http.ServerResponse) => {
       const t0 = performance.now();
-      const presented = d.presented({ headers: req.headers, raw: req } as unknown as FastifyRequest);
-      if (!presented.fingerprint) return false;
-      const db = d.renewal.db;
-      const cert = knownCertificate(db, presented.fingerprint);
       const now = d.renewal.clock.now();
-      if (!cert || effectiveStatus(cert, now) !== 'active') return false;
-      if (cert.issued_via === 'renewal' && !isKnownTakenUp(db, cert.id)) return false;
+      const cert = certificateAtHand(req, d.presented, d.renewal.db, now);
+      if (!cert) return false;
       const info = await renewalInfo(d.renewal, cert);
       const body = JSON.stringify(certificateStateBody(cert, info, now, d.renewal.windowDays));
       res.writeHead(200, { ...SECURITY_HEADERS, 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
