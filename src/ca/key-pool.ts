@@ -35,7 +35,12 @@ export function keyPool(sizes: Partial<Record<AnyKeyType, number>>, generate: (t
     refilling = (async () => {
       let type: AnyKeyType | undefined;
       // Stop as soon as someone is waiting for a key: their fresh one must not queue behind ours.
-      while (!closed && busy === 0 && (type = wanted()) !== undefined) {
+      for (;;) {
+        // A turn of the event loop before each key: a generator that blocks its thread (a mint
+        // worker's RSA, keys.ts) resolves at once, and without this turn the loop would make every
+        // missing key before the worker read the mint request that arrived meanwhile.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (closed || busy > 0 || (type = wanted()) === undefined) break;
         const pair = await generate(type);
         if (closed) break;
         const list = ready.get(type) ?? [];

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { subtle } from './x509.js';
 import type { CaKeyType, KeyType } from '../config.js';
 
@@ -32,6 +33,27 @@ export function isRsa(type: AnyKeyType): boolean {
  */
 export async function generateKeyPair(type: AnyKeyType): Promise<CryptoKeyPair> {
   return (await subtle.generateKey(keyAlgorithm(type), true, ['sign', 'verify'])) as CryptoKeyPair;
+}
+
+/**
+ * Generates a key pair on the calling thread, blocking it: for a mint worker (mint-worker.ts),
+ * whose thread exists to do this work. WebCrypto's generateKey queues on libuv's thread pool,
+ * which the whole process shares — the main thread's password hashing at login (scrypt) and its
+ * asynchronous file work wait there too — so a burst of RSA renewals (~170 ms of CPU each) put a
+ * login seconds behind them. Generated in the worker, RSA key generation stays off that queue; the
+ * pair is handed over as WebCrypto keys, like generateKeyPair's.
+ */
+export async function generateKeyPairOnThisThread(type: AnyKeyType): Promise<CryptoKeyPair> {
+  const alg = keyAlgorithm(type);
+  const pair =
+    alg.name === 'ECDSA'
+      ? generateKeyPairSync('ec', { namedCurve: (alg as EcKeyGenParams).namedCurve })
+      : generateKeyPairSync('rsa', { modulusLength: (alg as RsaHashedKeyGenParams).modulusLength, publicExponent: 0x10001 });
+  const [privateKey, publicKey] = await Promise.all([
+    subtle.importKey('pkcs8', pair.privateKey.export({ type: 'pkcs8', format: 'der' }), alg, true, ['sign']),
+    subtle.importKey('spki', pair.publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
+  ]);
+  return { privateKey, publicKey };
 }
 
 export async function exportPkcs8(key: CryptoKey): Promise<Uint8Array> {

@@ -40,3 +40,23 @@ test('no refill runs while a mint is in progress; a type without a pool is gener
   assert.equal(p256.privateKey.algorithm.name, 'ECDSA');
   pool.close();
 });
+
+test('a generator that blocks its thread (a mint worker making RSA keys) still lets a mint in between two keys', async () => {
+  // The mint worker generates RSA keys synchronously on its own thread (keys.ts). Such a generator
+  // resolves at once; the refill must still give the event loop a turn before each key, or it
+  // would make every missing key before a mint request waiting in the queue was even read.
+  const pair = await generateKeyPair('p256');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  let made = 0;
+  const pool = keyPool({ p256: 5 }, async () => {
+    Atomics.wait(nap, 0, 0, 20); // 20 ms of a blocked thread, like an RSA key being made
+    made++;
+    return pair;
+  });
+  await new Promise((r) => setTimeout(r, 0));
+  const madeWhenTheMintArrived = made;
+  await pool.during(() => pool.take('p256'));
+  assert.ok(madeWhenTheMintArrived < 5, `the refill made ${madeWhenTheMintArrived} of 5 keys before the mint got a turn`);
+  pool.close();
+  await pool.idle();
+});
