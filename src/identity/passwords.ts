@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /**
@@ -25,6 +26,34 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const expected = Buffer.from(hash, 'base64');
   const actual = await scrypt(password.normalize('NFC'), Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) });
   return timingSafeEqual(expected, actual);
+}
+
+/**
+ * Hashes many passwords (onboarding's initial ones), at most `atOnce` at a time, in order. Each
+ * scrypt is a job on libuv's thread pool, which every login shares and serves first come, first
+ * served: 500 hashes queued together put a login behind all of them (≈ 8 s on 2 cores).
+ */
+export async function hashPasswords(passwords: readonly string[], atOnce: number): Promise<string[]> {
+  const hashes: string[] = new Array(passwords.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < passwords.length) {
+      const i = next++;
+      hashes[i] = await hashPassword(passwords[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(atOnce, passwords.length)) }, lane));
+  return hashes;
+}
+
+/**
+ * How many hashes a serving process may run beside its logins: fewer than the thread pool has
+ * threads (UV_THREADPOOL_SIZE, 4 by default), so a login always finds one free, and fewer than the
+ * cores, so the requests keep one.
+ */
+export function hashesBesideLogins(): number {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(os.availableParallelism() - 1, threads - 1));
 }
 
 export const MIN_PASSWORD_LENGTH = 8;

@@ -15,6 +15,7 @@ import { appendAudit } from '../audit/log.js';
 import { Refusal, isRefusal } from '../errors.js';
 import { readRows, type OnboardRow } from './rows.js';
 import { onboard, type OnboardDeps, type OnboardReport } from './onboard.js';
+import { hashesBesideLogins } from '../identity/passwords.js';
 
 /**
  * Onboarding from the operator console: the same `onboard` as the CLI, as a job. An upload is
@@ -253,6 +254,8 @@ export function onboardingJobs(deps: JobDeps) {
             operatorContact: deps.settings.operatorContact,
             font: deps.settings.font,
             concurrency: deps.settings.concurrency,
+            // This runs inside `kenshin serve`: the clinics logging in meanwhile share the thread pool.
+            hashesAtOnce: hashesBesideLogins(),
             progress: (done, total) => {
               state.done = done;
               state.total = total;

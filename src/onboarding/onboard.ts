@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Db } from '../db/database.js';
 import type { AnyKeyType } from '../ca/keys.js';
@@ -7,7 +8,7 @@ import type { PackageVault } from '../renewal/package-vault.js';
 import { issueCertificate, type CertificateDeps } from '../certificates/service.js';
 import { completeHandover, holdHandover } from '../certificates/handover.js';
 import { addInstitution, addTenant, generateLoginPassword } from '../tenancy/service.js';
-import { hashPassword } from '../identity/passwords.js';
+import { hashPasswords } from '../identity/passwords.js';
 import { tenantCodeIs, tenantCodeKey } from '../db/tenant-code.js';
 import { appendAudit } from '../audit/log.js';
 import { Refusal } from '../errors.js';
@@ -50,6 +51,11 @@ export interface OnboardOptions {
   font?: string | undefined;
   /** Parallel issues in flight (the mint pool's workers do the CPU work). */
   concurrency: number;
+  /**
+   * Initial passwords hashed at once (default: the cores). In `kenshin serve` fewer, so the
+   * logins of everyone else never queue behind a whole upload's hashes (passwords.ts).
+   */
+  hashesAtOnce?: number;
   progress?(done: number, total: number): void;
   /**
    * Throws when this run may no longer write (the console's job was taken over by another process,
@@ -183,12 +189,9 @@ export async function onboard(deps: OnboardDeps, rows: OnboardRow[], fileErrors:
 
   step('tenants');
   // 3. Users with their initial passwords sealed, in one transaction.
-  const hashed = await Promise.all(
-    [...p.newUsers.values()].map(async (u) => {
-      const password = generateLoginPassword();
-      return { ...u, password, hash: await hashPassword(password) };
-    }),
-  );
+  const users = [...p.newUsers.values()].map((u) => ({ ...u, password: generateLoginPassword() }));
+  const hashes = await hashPasswords(users.map((u) => u.password), o.hashesAtOnce ?? os.availableParallelism());
+  const hashed = users.map((u, i) => ({ ...u, hash: hashes[i]! }));
   const now = deps.clock.now();
   await o.claim?.();
   await deps.db.transaction().execute(async (trx) => {

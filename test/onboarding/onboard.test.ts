@@ -9,7 +9,7 @@ import { kenshin, BIN } from '../helpers/cli.js';
 import { childEnv } from '../helpers/child-env.js';
 import { run } from '../helpers/openssl.js';
 import { slips } from '../helpers/delivery-sheets.js';
-import { verifyPassword } from '../../src/identity/passwords.js';
+import { hashPassword, hashPasswords, hashesBesideLogins, verifyPassword } from '../../src/identity/passwords.js';
 
 /**
  * `kenshin onboard` on 200 rows, as an operator onboarding a region would run it: a bad row refuses
@@ -134,3 +134,21 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+test('an upload’s initial passwords are hashed beside the logins of a serving process, not ahead of them', async () => {
+  // scrypt runs on libuv's thread pool, first come, first served, and logins hash there too. The
+  // console's job hashed every new user's password at once: a login started meanwhile waited for
+  // all of them. hashesBesideLogins() leaves it a thread. An order, not a time limit: the login is
+  // done before half of the remaining hashing time has passed.
+  const stored = await hashPassword('a-login-password');
+  const hashing = hashPasswords(Array.from({ length: 60 }, (_, i) => `initial-password-${i}`), hashesBesideLogins());
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = performance.now();
+  assert.equal(await verifyPassword('a-login-password', stored), true);
+  const login = performance.now() - t0;
+  const hashes = await hashing;
+  const rest = performance.now() - t0;
+  assert.equal(new Set(hashes).size, 60);
+  assert.equal(await verifyPassword('initial-password-7', hashes[7]!), true, 'each hash is its own password’s, in order');
+  assert.ok(login < rest / 2, `the login took ${login.toFixed(0)} ms of the hashing's remaining ${rest.toFixed(0)} ms`);
+});
