@@ -5,7 +5,7 @@ import { Extension as AsnExtension } from '@peculiar/asn1-x509';
 import { fixedClientExtensions, serverExtensions } from './profiles.js';
 import { randomSerial } from './serial.js';
 import { ClientCertificateSigner, type SignedCertificate } from './client-certificate.js';
-import { CrlSigner } from './crl-signer.js';
+import { CrlSigner, type EncodedRevocations } from './crl-signer.js';
 import { keyIdentifier } from './key-identifier.js';
 
 /**
@@ -87,7 +87,7 @@ export class IssuingAuthority {
    * DER. Written directly (crl-signer.ts): the X.509 library could not build or even parse a CRL of
    * 100,000 entries.
    */
-  async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] }): Promise<Uint8Array> {
+  async signCrl(req: { number: number; thisUpdate: Date; nextUpdate: Date; entries: { serial: string; revokedAt: Date; reason: x509.X509CrlReason }[] | EncodedRevocations }): Promise<Uint8Array> {
     if (!this.crlSigner) {
       // Kenshin's CAs carry a subject key identifier; an adopted CA from another system may not, and
       // then its CRL's authority key identifier is computed the way RFC 5280 suggests (method 1).

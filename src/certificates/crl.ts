@@ -5,6 +5,7 @@ import type { IssuingAuthority } from '../ca/authority.js';
 import { x509 } from '../ca/x509.js';
 import { DAY_MS } from '../clock.js';
 import { pemEncode } from '../ca/pem.js';
+import { encodeRevocations } from '../ca/crl-signer.js';
 import { REVOCATION_REASONS, type RevocationReason } from './service.js';
 
 /**
@@ -43,12 +44,59 @@ export interface PublishedCrl {
   pem: string;
 }
 
-/** Signs and stores a new CRL with the next number. The row lock / write lock serialises numbering. */
+type RevokedEntry = { serial: string; revokedAt: Date; reason: x509.X509CrlReason };
+
+/** Rows per query of the revoked list, with a turn of the event loop between two (see revokedEntries). */
+const PAGE = 10_000;
+
+/**
+ * The CA's revoked certificates in revocation order (revoked_at, then serial: the partial index
+ * certificates_revoked), read a page at a time with a turn of the event loop between pages. At
+ * 100,000 entries the list was one query of ~100 ms and then ~200 ms of encoding while nothing
+ * else in the process ran.
+ */
+async function revokedEntries(db: Db, issuer: string, now: Date): Promise<RevokedEntry[]> {
+  const out: RevokedEntry[] = [];
+  let after: { revokedAt: string; serial: string } | undefined;
+  for (;;) {
+    let q = db
+      .selectFrom('certificates')
+      .select(['serial', 'revoked_at', 'revocation_reason'])
+      .where('issuer_fingerprint', '=', issuer)
+      .where('status', '=', 'revoked');
+    if (after) {
+      const { revokedAt, serial } = after;
+      q = q.where((eb) => eb.or([eb('revoked_at', '>', revokedAt), eb.and([eb('revoked_at', '=', revokedAt), eb('serial', '>', serial)])]));
+    }
+    const rows = await q.orderBy('revoked_at').orderBy('serial').limit(PAGE).execute();
+    for (const r of rows) {
+      out.push({
+        serial: r.serial,
+        revokedAt: new Date(r.revoked_at ?? now),
+        reason: REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified'],
+      });
+    }
+    if (rows.length < PAGE) return out;
+    const last = rows[rows.length - 1]!;
+    after = { revokedAt: last.revoked_at ?? '', serial: last.serial };
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * Signs and stores a new CRL with the next number. The row lock / write lock serialises numbering.
+ * The list is read before the transaction: on SQLite the process has one connection, and every
+ * other query waited for as long as the transaction was open. Inside, the count of revoked
+ * certificates says whether the list is still whole — revocation is one-way and rows are never
+ * deleted, so an equal count is the same list — and a revocation that landed in between has the
+ * list read again, under the lock.
+ */
 export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const issuer = await deps.authority.issuingFingerprint();
   const now = deps.clock.now();
   const nextUpdate = new Date(now.getTime() + (deps.validityMs ?? CRL_VALIDITY_MS));
-  return deps.db.transaction().execute(async (trx) => {
+  const listed = await encodeRevocations(await revokedEntries(deps.db, issuer, now));
+  const published = await deps.db.transaction().execute(async (trx) => {
     // Make sure the row exists first: two instances publishing their first CRL at the same start
     // would otherwise both find no row and both insert, and the loser's start-up would fail on the
     // primary key. ON CONFLICT DO NOTHING waits for the other insert and then leaves its row alone.
@@ -59,30 +107,20 @@ export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
       .execute();
     // Claim the next number (a write, so a row lock): concurrent publishers get distinct numbers.
     const { number } = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirstOrThrow();
-    const revoked = await trx
-      .selectFrom('certificates')
-      .select(['serial', 'revoked_at', 'revocation_reason'])
-      .where('issuer_fingerprint', '=', issuer)
-      .where('status', '=', 'revoked')
-      .orderBy('revoked_at')
-      .execute();
-    const der = await deps.authority.signCrl({
-      number,
-      thisUpdate: now,
-      nextUpdate,
-      entries: revoked.map((r) => ({
-        serial: r.serial,
-        revokedAt: new Date(r.revoked_at ?? now),
-        reason: REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified'],
-      })),
-    });
+    const { n } = await trx.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
+    const entries = Number(n) === listed.count ? listed : await encodeRevocations(await revokedEntries(trx, issuer, now));
+    // Only the header and the signature are left to write here (a SHA-256 over the list's bytes).
+    const der = await deps.authority.signCrl({ number, thisUpdate: now, nextUpdate, entries });
     await trx
       .updateTable('crls')
-      .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: revoked.length, der: Buffer.from(der).toString('base64') })
+      .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: entries.count, der: Buffer.from(der).toString('base64') })
       .where('issuer_fingerprint', '=', issuer)
       .execute();
-    return { number, thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString(), der, pem: pemEncode(der, 'X509 CRL') };
+    return { number, thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString(), der };
   });
+  // The PEM (≈ 20 ms at 100,000 entries) after a turn, not in one stretch with the transaction.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return { ...published, pem: pemEncode(published.der, 'X509 CRL') };
 }
 
 /**
