@@ -22,7 +22,16 @@ export interface KeyPool extends KeySource {
   close(): void;
 }
 
-export function keyPool(sizes: Partial<Record<AnyKeyType, number>>, generate: (type: AnyKeyType) => Promise<CryptoKeyPair> = generateKeyPair): KeyPool {
+/**
+ * `generate` makes the keys someone is waiting for; `makeAhead` (by default the same) the keys the
+ * pool makes while idle — the mint worker makes the first on its own thread and the second through
+ * WebCrypto (see mint-worker.ts).
+ */
+export function keyPool(
+  sizes: Partial<Record<AnyKeyType, number>>,
+  generate: (type: AnyKeyType) => Promise<CryptoKeyPair> = generateKeyPair,
+  makeAhead: (type: AnyKeyType) => Promise<CryptoKeyPair> = generate,
+): KeyPool {
   const ready = new Map<AnyKeyType, CryptoKeyPair[]>();
   let busy = 0;
   let refilling: Promise<void> | undefined;
@@ -41,7 +50,7 @@ export function keyPool(sizes: Partial<Record<AnyKeyType, number>>, generate: (t
         // missing key before the worker read the mint request that arrived meanwhile.
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (closed || busy > 0 || (type = wanted()) === undefined) break;
-        const pair = await generate(type);
+        const pair = await makeAhead(type);
         if (closed) break;
         const list = ready.get(type) ?? [];
         list.push(pair);

@@ -10,12 +10,17 @@ import { generateKeyPair, generateKeyPairOnThisThread, isRsa, type AnyKeyType } 
 
 const material = workerData as AuthorityMaterial;
 const authority = await authorityFromMaterial(material);
-// RSA keys are made on this thread (keys.ts, generateKeyPairOnThisThread: libuv's thread pool is
-// the whole process's, and logins hash their passwords there); an EC key takes microseconds, and
-// WebCrypto's thread pool job for it waits behind nothing long.
-const generate = (type: AnyKeyType) => (isRsa(type) ? generateKeyPairOnThisThread(type) : generateKeyPair(type));
-// Keys made ahead while idle (key-pool.ts): in this worker's memory only, gone when it is terminated.
-const keys = keyPool({ rsa2048: material.keyPoolSize ?? 0 }, generate);
+// A key someone is waiting for is made on this thread (keys.ts, generateKeyPairOnThisThread):
+// libuv's thread pool is the whole process's, first come first served, and every login hashes its
+// password there — 40 renewals' keys queued on it had a login wait 2.7 s. Keys made ahead while
+// idle (key-pool.ts; in this worker's memory only, gone when it is terminated) go through
+// WebCrypto instead: one at a time per worker and only while it has nothing to do, so at most
+// mintWorkers (≤ 4) keys on the pool, and a login waits at most for one of them (~170 ms), never for
+// a queue; and a mint that arrives meanwhile does not wait for the key in progress, as it would
+// on this thread (the storm benchmark's p99 with the key pool: 151 ms that way, 34 ms this way).
+// An EC key takes microseconds either way.
+const forSomeoneWaiting = (type: AnyKeyType) => (isRsa(type) ? generateKeyPairOnThisThread(type) : generateKeyPair(type));
+const keys = keyPool({ rsa2048: material.keyPoolSize ?? 0 }, forSomeoneWaiting, generateKeyPair);
 
 parentPort!.on('message', (msg: { id: number; req: MintRequest }) => {
   keys.during(() => mintClientCertificate(authority, keys, msg.req)).then(
