@@ -35,6 +35,7 @@ export function keyPool(
   const ready = new Map<AnyKeyType, CryptoKeyPair[]>();
   let busy = 0;
   let refilling: Promise<void> | undefined;
+  let failed = false;
   let closed = false;
 
   const wanted = () => (Object.entries(sizes) as [AnyKeyType, number][]).find(([type, size]) => (ready.get(type)?.length ?? 0) < size)?.[0];
@@ -50,7 +51,16 @@ export function keyPool(
         // missing key before the worker read the mint request that arrived meanwhile.
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (closed || busy > 0 || (type = wanted()) === undefined) break;
-        const pair = await makeAhead(type);
+        let pair: CryptoKeyPair;
+        try {
+          pair = await makeAhead(type);
+        } catch {
+          // A key that could not be made ahead is simply not there: the next mint makes its own
+          // (and reports an error if that fails too). No retry here, which could spin; the next
+          // mint's end starts a refill again. Unhandled, the rejection would end the worker.
+          failed = true;
+          break;
+        }
         if (closed) break;
         const list = ready.get(type) ?? [];
         list.push(pair);
@@ -58,8 +68,9 @@ export function keyPool(
       }
     })().finally(() => {
       refilling = undefined;
-      // Work may have ended while the last key was being made.
-      refill();
+      // Work may have ended while the last key was being made; after a failure, wait for work.
+      if (failed) failed = false;
+      else refill();
     });
   };
 

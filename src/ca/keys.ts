@@ -49,11 +49,17 @@ export async function generateKeyPairOnThisThread(type: AnyKeyType): Promise<Cry
     alg.name === 'ECDSA'
       ? generateKeyPairSync('ec', { namedCurve: (alg as EcKeyGenParams).namedCurve })
       : generateKeyPairSync('rsa', { modulusLength: (alg as RsaHashedKeyGenParams).modulusLength, publicExponent: 0x10001 });
-  const [privateKey, publicKey] = await Promise.all([
-    subtle.importKey('pkcs8', pair.privateKey.export({ type: 'pkcs8', format: 'der' }), alg, true, ['sign']),
-    subtle.importKey('spki', pair.publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
-  ]);
-  return { privateKey, publicKey };
+  const der = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
+  try {
+    const [privateKey, publicKey] = await Promise.all([
+      subtle.importKey('pkcs8', der, alg, true, ['sign']),
+      subtle.importKey('spki', pair.publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
+    ]);
+    return { privateKey, publicKey };
+  } finally {
+    // The key's plaintext bytes: importKey has copied them.
+    der.fill(0);
+  }
 }
 
 export async function exportPkcs8(key: CryptoKey): Promise<Uint8Array> {

@@ -60,3 +60,23 @@ test('a generator that blocks its thread (a mint worker making RSA keys) still l
   pool.close();
   await pool.idle();
 });
+
+test('a key that cannot be made ahead leaves the pool empty, not the worker dead; a mint still gets its own', async () => {
+  // An unhandled rejection from the refill ended the mint worker (Node's default), and with it
+  // every mint it held.
+  let attempts = 0;
+  const pool = keyPool({ p256: 3 }, generateKeyPair, async () => {
+    attempts++;
+    throw new Error('no entropy today');
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  await pool.idle();
+  assert.equal(pool.ready('p256'), 0);
+  assert.equal(attempts, 1, 'no retry loop after a failure');
+  const pair = await pool.during(() => pool.take('p256'));
+  assert.equal(pair.privateKey.algorithm.name, 'ECDSA', 'the mint made its own key');
+  await new Promise((r) => setTimeout(r, 20));
+  await pool.idle();
+  assert.equal(attempts, 2, 'the next refill came after the mint, once');
+  pool.close();
+});
