@@ -49,78 +49,103 @@ type RevokedEntry = { serial: string; revokedAt: Date; reason: x509.X509CrlReaso
 /** Rows per query of the revoked list, with a turn of the event loop between two (see revokedEntries). */
 const PAGE = 10_000;
 
+const reasonCode = (r: string | null) => REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r ?? '') ? (r as RevocationReason) : 'unspecified'];
+
 /**
  * The CA's revoked certificates in revocation order (revoked_at, then serial: the partial index
- * certificates_revoked), read a page at a time with a turn of the event loop between pages. At
+ * certificates_revoked). `paged`: a page at a time, keyset by (revoked_at, serial) as a row value
+ * (a range of the index on both databases), with a turn of the event loop between pages — at
  * 100,000 entries the list was one query of ~100 ms and then ~200 ms of encoding while nothing
- * else in the process ran.
+ * else in the process ran; a row without a date (none is written so, but the column allows it)
+ * comes from a query of its own, dated `undated`. Unpaged: one statement, so one snapshot.
  */
-async function revokedEntries(db: Db, issuer: string, now: Date): Promise<RevokedEntry[]> {
-  const out: RevokedEntry[] = [];
-  let after: { revokedAt: string; serial: string } | undefined;
+async function revokedEntries(db: Db, issuer: string, undated: Date, paged: boolean): Promise<RevokedEntry[]> {
+  const revoked = () => db.selectFrom('certificates').select(['serial', 'revoked_at', 'revocation_reason']).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked');
+  const toEntry = (r: { serial: string; revoked_at: string | null; revocation_reason: string | null }): RevokedEntry => ({ serial: r.serial, revokedAt: new Date(r.revoked_at ?? undated), reason: reasonCode(r.revocation_reason) });
+  if (!paged) return (await revoked().orderBy('revoked_at').orderBy('serial').execute()).map(toEntry);
+  const out = (await revoked().where('revoked_at', 'is', null).orderBy('serial').execute()).map(toEntry);
+  let after: [string, string] | undefined;
   for (;;) {
-    let q = db
-      .selectFrom('certificates')
-      .select(['serial', 'revoked_at', 'revocation_reason'])
-      .where('issuer_fingerprint', '=', issuer)
-      .where('status', '=', 'revoked');
+    let q = revoked().where('revoked_at', 'is not', null);
     if (after) {
-      const { revokedAt, serial } = after;
-      q = q.where((eb) => eb.or([eb('revoked_at', '>', revokedAt), eb.and([eb('revoked_at', '=', revokedAt), eb('serial', '>', serial)])]));
+      const [revokedAt, serial] = after;
+      q = q.where((eb) => eb(eb.refTuple('revoked_at', 'serial'), '>', eb.tuple(revokedAt, serial)));
     }
     const rows = await q.orderBy('revoked_at').orderBy('serial').limit(PAGE).execute();
-    for (const r of rows) {
-      out.push({
-        serial: r.serial,
-        revokedAt: new Date(r.revoked_at ?? now),
-        reason: REASON_CODES[(REVOCATION_REASONS as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified'],
-      });
-    }
+    for (const r of rows) out.push(toEntry(r));
     if (rows.length < PAGE) return out;
     const last = rows[rows.length - 1]!;
-    after = { revokedAt: last.revoked_at ?? '', serial: last.serial };
+    after = [last.revoked_at!, last.serial];
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
+/** Thrown inside the publishing transaction to roll it back (its number unclaimed) and read again. */
+class ListChanged extends Error {}
+
+/** Reads of the list outside the transaction before one is made under its lock. */
+const READS_OUTSIDE = 3;
+
 /**
  * Signs and stores a new CRL with the next number. The row lock / write lock serialises numbering.
- * The list is read before the transaction: on SQLite the process has one connection, and every
- * other query waited for as long as the transaction was open. Inside, the count of revoked
- * certificates says whether the list is still whole — revocation is one-way and rows are never
- * deleted, so an equal count is the same list — and a revocation that landed in between has the
- * list read again, under the lock.
+ * The list is read and encoded before the transaction: on SQLite the process has one connection,
+ * and every other query (and, through busy_timeout, every other process's write) waited for as
+ * long as the transaction was open. Inside, the count of revoked certificates says whether the
+ * list is still whole: a revocation is never undone, its row never deleted, and its date and
+ * reason never rewritten (service.ts and the takeover import only ever revoke rows that are
+ * active), so an equal count is the same list — storedIfCurrent has relied on that since the
+ * start. A revocation that landed in between rolls the transaction back and the list is read
+ * again; after READS_OUTSIDE tries (a burst of revocations) it is read in one statement under the
+ * lock. thisUpdate is taken under the lock, after the number, never earlier than the stored one's:
+ * a higher number never carries an older date.
  */
 export async function publishCrl(deps: CrlDeps): Promise<PublishedCrl> {
   const issuer = await deps.authority.issuingFingerprint();
-  const now = deps.clock.now();
-  const nextUpdate = new Date(now.getTime() + (deps.validityMs ?? CRL_VALIDITY_MS));
-  const listed = await encodeRevocations(await revokedEntries(deps.db, issuer, now));
-  const published = await deps.db.transaction().execute(async (trx) => {
-    // Make sure the row exists first: two instances publishing their first CRL at the same start
-    // would otherwise both find no row and both insert, and the loser's start-up would fail on the
-    // primary key. ON CONFLICT DO NOTHING waits for the other insert and then leaves its row alone.
-    await trx
-      .insertInto('crls')
-      .values({ issuer_fingerprint: issuer, number: 0, this_update: now.toISOString(), next_update: nextUpdate.toISOString(), der: '' })
-      .onConflict((oc) => oc.column('issuer_fingerprint').doNothing())
-      .execute();
-    // Claim the next number (a write, so a row lock): concurrent publishers get distinct numbers.
-    const { number } = await trx.updateTable('crls').set((eb) => ({ number: eb('number', '+', 1) })).where('issuer_fingerprint', '=', issuer).returning('number').executeTakeFirstOrThrow();
-    const { n } = await trx.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
-    const entries = Number(n) === listed.count ? listed : await encodeRevocations(await revokedEntries(trx, issuer, now));
-    // Only the header and the signature are left to write here (a SHA-256 over the list's bytes).
-    const der = await deps.authority.signCrl({ number, thisUpdate: now, nextUpdate, entries });
-    await trx
-      .updateTable('crls')
-      .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: entries.count, der: Buffer.from(der).toString('base64') })
-      .where('issuer_fingerprint', '=', issuer)
-      .execute();
-    return { number, thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString(), der };
-  });
-  // The PEM (≈ 20 ms at 100,000 entries) after a turn, not in one stretch with the transaction.
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return { ...published, pem: pemEncode(published.der, 'X509 CRL') };
+  const validity = deps.validityMs ?? CRL_VALIDITY_MS;
+  for (let attempt = 1; ; attempt++) {
+    const listed = await encodeRevocations(await revokedEntries(deps.db, issuer, deps.clock.now(), true));
+    try {
+      const published = await deps.db.transaction().execute(async (trx) => {
+        // Make sure the row exists first: two instances publishing their first CRL at the same start
+        // would otherwise both find no row and both insert, and the loser's start-up would fail on the
+        // primary key. ON CONFLICT DO NOTHING waits for the other insert and then leaves its row alone.
+        const early = deps.clock.now();
+        await trx
+          .insertInto('crls')
+          .values({ issuer_fingerprint: issuer, number: 0, this_update: early.toISOString(), next_update: new Date(early.getTime() + validity).toISOString(), der: '' })
+          .onConflict((oc) => oc.column('issuer_fingerprint').doNothing())
+          .execute();
+        // Claim the next number (a write, so a row lock): concurrent publishers get distinct numbers.
+        const claimed = await trx
+          .updateTable('crls')
+          .set((eb) => ({ number: eb('number', '+', 1) }))
+          .where('issuer_fingerprint', '=', issuer)
+          .returning(['number', 'this_update'])
+          .executeTakeFirstOrThrow();
+        const { n } = await trx.selectFrom('certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('issuer_fingerprint', '=', issuer).where('status', '=', 'revoked').executeTakeFirstOrThrow();
+        let entries = listed;
+        if (Number(n) !== listed.count) {
+          if (attempt < READS_OUTSIDE) throw new ListChanged();
+          entries = await encodeRevocations(await revokedEntries(trx, issuer, deps.clock.now(), false));
+        }
+        const now = new Date(Math.max(deps.clock.now().getTime(), Date.parse(claimed.this_update) || 0));
+        const nextUpdate = new Date(now.getTime() + validity);
+        // Only the header and the signature are left to write here (a SHA-256 over the list's bytes).
+        const der = await deps.authority.signCrl({ number: claimed.number, thisUpdate: now, nextUpdate, entries });
+        await trx
+          .updateTable('crls')
+          .set({ this_update: now.toISOString(), next_update: nextUpdate.toISOString(), revoked_count: entries.count, der: Buffer.from(der).toString('base64') })
+          .where('issuer_fingerprint', '=', issuer)
+          .execute();
+        return { number: claimed.number, thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString(), der };
+      });
+      // The PEM (≈ 20 ms at 100,000 entries) after a turn, not in one stretch with the transaction.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return { ...published, pem: pemEncode(published.der, 'X509 CRL') };
+    } catch (e) {
+      if (!(e instanceof ListChanged)) throw e;
+    }
+  }
 }
 
 /**
