@@ -142,3 +142,36 @@ describe('onboard() asks its claim before every password it wipes', async () => 
     assert.equal(await wiped(), 2, 'the two before the claim ended, none after');
   });
 });
+
+describe('onboard() gives the event loop a turn before every row it writes out and every seal it wipes', async () => {
+  const w = await makeWorld('sqlite', { env: { KENSHIN_MINT_WORKERS: '0' } });
+
+  test('no two claims of the files and the wipe steps fall in one turn', async () => {
+    // In `kenshin serve` (the console's job) every row's .p12 is fsync'd on the event loop's thread
+    // and SQLite answers synchronously: a turn every 50 rows held the process's other requests
+    // up to half a second. The claim is asked before each row and each seal; each records its turn.
+    let turn = 0;
+    let spinning = true;
+    const spin = () => {
+      if (!spinning) return;
+      turn++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const turns: number[] = [];
+    const { rows, errors } = readRows('turns.csv', csv('M', '38'));
+    const outDir = path.join(w.dir, 'turns-out');
+    try {
+      await onboard(await w.runtime.renewalDeps(), rows, errors, { file: 'turns.csv', outDir, keyType: 'p256', profile: 'compatible', dryRun: false, continueOnError: false, actor: 'test', portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2, claim: async () => void turns.push(turn) });
+    } finally {
+      spinning = false;
+    }
+    // The last twelve claims: the 4 rows written out, the one before the PDF, the PDF's before its
+    // rename, the one before the wipe, the 4 seals, the final one. Each row and each seal has a turn
+    // of its own (and the first seal one after the claim before the wipe).
+    const [r0, r1, r2, r3, , , preWipe, s0, s1, s2, s3] = turns.slice(-12) as number[];
+    const rowsAndSeals = [r0!, r1!, r2!, r3!, preWipe!, s0!, s1!, s2!, s3!];
+    const sharing = rowsAndSeals.filter((t, i) => i > 0 && i !== 4 && t <= rowsAndSeals[i - 1]!).length;
+    assert.equal(sharing, 0, `rows and seals sharing a turn with the one before (turns ${turns.slice(-12).join(' ')})`);
+  });
+});
