@@ -36,10 +36,17 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export async function hashPasswords(passwords: readonly string[], atOnce: number): Promise<string[]> {
   const hashes: string[] = new Array(passwords.length);
   let next = 0;
+  let failed = false;
   const lane = async () => {
-    while (next < passwords.length) {
+    // After a failure the other lanes stop too: the caller gets the error, not more hashing.
+    while (!failed && next < passwords.length) {
       const i = next++;
-      hashes[i] = await hashPassword(passwords[i]!);
+      try {
+        hashes[i] = await hashPassword(passwords[i]!);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(atOnce, passwords.length)) }, lane));
@@ -52,7 +59,9 @@ export async function hashPasswords(passwords: readonly string[], atOnce: number
  * cores, so the requests keep one.
  */
 export function hashesBesideLogins(): number {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  // libuv's own reading: unset or not a number is 4, and it keeps the value within 1–1024.
+  const raw = Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? '', 10);
+  const threads = Number.isNaN(raw) ? 4 : Math.min(1024, Math.max(1, raw));
   return Math.max(1, Math.min(os.availableParallelism() - 1, threads - 1));
 }
 
