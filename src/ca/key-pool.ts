@@ -46,9 +46,11 @@ export function keyPool(
       let type: AnyKeyType | undefined;
       // Stop as soon as someone is waiting for a key: their fresh one must not queue behind ours.
       for (;;) {
-        // A turn of the event loop before each key: a generator that blocks its thread (a mint
-        // worker's RSA, keys.ts) resolves at once, and without this turn the loop would make every
-        // missing key before the worker read the mint request that arrived meanwhile.
+        // A turn of the event loop before each key: a generator that blocks its thread (as
+        // generateKeyPairOnThisThread does) resolves at once, and without this turn the loop would
+        // make every missing key before the worker read the mint request that arrived meanwhile.
+        // The mint worker makes ahead through WebCrypto, which yields anyway; this keeps any
+        // generator safe.
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (closed || busy > 0 || (type = wanted()) === undefined) break;
         let pair: CryptoKeyPair;
