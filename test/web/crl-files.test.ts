@@ -99,4 +99,35 @@ describe('CRL files', async () => {
       w.clock.advance(-(DAY_MS + 60_000));
     }
   });
+
+  test('requests that find a stale CRL together wait for one publication, not one each', async () => {
+    const deps = async () => ({ db, clock: w.clock, cas: await w.runtime.caSet() });
+    let loads = 0;
+    let now = Date.now();
+    const files = new CrlFiles(
+      {
+        one: async (name) => (loads++, currentCrlNamed(await deps(), name)),
+        all: async () => (loads++, currentCrls(await deps())),
+        number: async (name) => storedCrlNumber(await deps(), name),
+        currentNumber: async (name) => currentCrlNumberNamed(await deps(), name),
+        bundlePem: (crls) => crlBundlePem(crls, []),
+      },
+      () => now,
+      5000,
+    );
+    await files.get('issuing');
+    await files.getBundle();
+    const before = await storedCrlNumber(await deps(), 'issuing');
+    // Revoked with no publication (as after a crash between the two): the next requests find it stale.
+    const cert = await w.cert(101);
+    await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'superseded', actor: 'test' });
+    loads = 0;
+    now += 6000; // past the periodic check
+    const served = await Promise.all(Array.from({ length: 8 }, () => files.get('issuing')));
+    const bundles = await Promise.all(Array.from({ length: 8 }, () => files.getBundle()));
+    assert.equal(loads, 2, 'one load of the CRL and one of the bundle');
+    assert.equal(new Set(served).size, 1, 'every request got the same file');
+    assert.equal(new Set(bundles).size, 1);
+    assert.equal(await storedCrlNumber(await deps(), 'issuing'), before! + 1, 'one new number, not eight');
+  });
 });
