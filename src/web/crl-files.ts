@@ -62,6 +62,8 @@ export class CrlFiles {
     return this.once(`one:${name}`, async () => {
       const crl = await this.load.one(name);
       if (!crl) return undefined;
+      // Copying and hashing the bytes (≈ 12 ms at 100,000 entries) in a turn of their own.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const current = this.files.get(name);
       const file = current && current.number === crl.crl.number ? current.file : crlFileOf(crl);
       this.files.set(name, { file, checkedAt: now, number: crl.crl.number });

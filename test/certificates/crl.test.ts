@@ -185,6 +185,18 @@ for (const dialect of testDialects()) {
       const listed = run('sh', ['-c', 'openssl crl -inform DER -noout -text | grep -c "Serial Number:"'], crl.der);
       assert.equal(Number(listed.trim()), revokedBefore + 21_001, 'every revoked certificate is listed once');
       assert.match(run('openssl', ['crl', '-inform', 'DER', '-CAfile', chain, '-noout'], crl.der), /verify OK/);
+      // Serving the stored one (what every other process does after a publication): a turn too.
+      spinning = true;
+      const atStored = turns;
+      setImmediate(spin);
+      try {
+        const stored = await currentCrl(crlDeps);
+        assert.equal(stored.number, crl.number, 'the stored CRL, not a new one');
+        assert.equal(stored.pem, crl.pem);
+      } finally {
+        spinning = false;
+      }
+      assert.ok(turns - atStored >= 1, 'decoding and PEM in separate turns');
     });
   });
 }
