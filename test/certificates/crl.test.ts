@@ -9,6 +9,7 @@ import { issueCertificate, revokeCertificate } from '../../src/certificates/serv
 import { currentCrl, currentCrlNumber, publishCrl } from '../../src/certificates/crl.js';
 import { run, tryRun } from '../helpers/openssl.js';
 import { epochSeconds } from '../helpers/dates.js';
+import { turnCounter } from '../helpers/turns.js';
 
 for (const dialect of testDialects()) {
   describe(`CRL on ${dialect}`, async () => {
@@ -164,39 +165,29 @@ for (const dialect of testDialects()) {
       }
       // A revoked row without a date (the column allows it; nothing writes one): listed all the same.
       await deps.db.insertInto('certificates').values({ ...row, serial: '6'.padEnd(32, '0'), fingerprint_sha256: 'e'.padEnd(64, '0'), status: 'revoked', revoked_at: null, revocation_reason: null } as never).execute();
-      let turns = 0;
-      let spinning = true;
-      const spin = () => {
-        if (!spinning) return;
-        turns++;
-        setImmediate(spin);
-      };
-      setImmediate(spin);
-      const before = turns;
+      const publishing = turnCounter();
       let crl;
       try {
         crl = await publishCrl(crlDeps);
       } finally {
-        spinning = false;
+        publishing.stop();
       }
       // Three pages read and three slices written, with a turn between each two, and one before the PEM.
-      assert.ok(turns - before >= 5, `${turns - before} turns of the event loop while publishing`);
+      assert.ok(publishing.count >= 5, `${publishing.count} turns of the event loop while publishing`);
       // The text of 21,000 entries is more than the helper buffers: counted by the shell instead.
       const listed = run('sh', ['-c', 'openssl crl -inform DER -noout -text | grep -c "Serial Number:"'], crl.der);
       assert.equal(Number(listed.trim()), revokedBefore + 21_001, 'every revoked certificate is listed once');
       assert.match(run('openssl', ['crl', '-inform', 'DER', '-CAfile', chain, '-noout'], crl.der), /verify OK/);
       // Serving the stored one (what every other process does after a publication): a turn too.
-      spinning = true;
-      const atStored = turns;
-      setImmediate(spin);
+      const serving = turnCounter();
       try {
         const stored = await currentCrl(crlDeps);
         assert.equal(stored.number, crl.number, 'the stored CRL, not a new one');
         assert.equal(stored.pem, crl.pem);
       } finally {
-        spinning = false;
+        serving.stop();
       }
-      assert.ok(turns - atStored >= 1, 'decoding and PEM in separate turns');
+      assert.ok(serving.count >= 1, 'decoding and PEM in separate turns');
     });
   });
 }

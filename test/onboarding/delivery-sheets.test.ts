@@ -4,20 +4,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeDeliverySheets, type Sheet } from '../../src/onboarding/delivery-sheets.js';
 import { tempDir } from '../helpers/tmp.js';
+import { turnCounter } from '../helpers/turns.js';
 
 test('laying out the delivery sheets gives the event loop a turn after every sheet', async () => {
   // The console's onboarding job writes the PDF inside `kenshin serve`, and pdfkit lays out
   // synchronously (≈ 3 ms a sheet): a turn every 25 sheets held every other request of the process
   // up to 160 ms. Each sheet records the turn it was laid out in (its name is read while it is):
   // no two sheets may share one.
-  let turn = 0;
-  let spinning = true;
-  const spin = () => {
-    if (!spinning) return;
-    turn++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
+  const turns = turnCounter();
   const turnsOf: Set<number>[] = [];
   const sheets: Sheet[] = Array.from({ length: 30 }, (_, i) => {
     const seen = new Set<number>();
@@ -25,7 +19,7 @@ test('laying out the delivery sheets gives the event loop a turn after every she
     return {
       tenantCode: `T${String(i).padStart(4, '0')}`,
       get tenantName() {
-        seen.add(turn);
+        seen.add(turns.count);
         return '山田クリニック';
       },
       institutionNumber: String(1310000000 + i),
@@ -42,10 +36,10 @@ test('laying out the delivery sheets gives the event loop a turn after every she
   try {
     assert.equal((await writeDeliverySheets(file, sheets, { portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined })).pages, 60);
   } finally {
-    spinning = false;
+    turns.stop();
   }
   assert.ok(fs.statSync(file).size > 0);
   for (const [i, seen] of turnsOf.entries()) assert.equal(seen.size, 1, `sheet ${i} was laid out in one turn`);
-  const turns = turnsOf.map((s) => [...s][0]!);
-  assert.equal(new Set(turns).size, sheets.length, `sheets shared turns: ${turns.join(' ')}`);
+  const laidOutIn = turnsOf.map((s) => [...s][0]!);
+  assert.equal(new Set(laidOutIn).size, sheets.length, `sheets shared turns: ${laidOutIn.join(' ')}`);
 });

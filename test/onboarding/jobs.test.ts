@@ -7,6 +7,7 @@ import { testDialects } from '../helpers/databases.js';
 import { onboardingJobs, STALE_MS } from '../../src/onboarding/jobs.js';
 import { onboard } from '../../src/onboarding/onboard.js';
 import { readRows } from '../../src/onboarding/rows.js';
+import { turnCounter } from '../helpers/turns.js';
 import { Refusal } from '../../src/errors.js';
 
 /**
@@ -150,21 +151,14 @@ describe('onboard() gives the event loop a turn before every row it writes out a
     // In `kenshin serve` (the console's job) every row's .p12 is fsync'd on the event loop's thread
     // and SQLite answers synchronously: a turn every 50 rows held the process's other requests
     // up to half a second. The claim is asked before each row and each seal; each records its turn.
-    let turn = 0;
-    let spinning = true;
-    const spin = () => {
-      if (!spinning) return;
-      turn++;
-      setImmediate(spin);
-    };
-    setImmediate(spin);
+    const counter = turnCounter();
     const turns: number[] = [];
     const { rows, errors } = readRows('turns.csv', csv('M', '38'));
     const outDir = path.join(w.dir, 'turns-out');
     try {
-      await onboard(await w.runtime.renewalDeps(), rows, errors, { file: 'turns.csv', outDir, keyType: 'p256', profile: 'compatible', dryRun: false, continueOnError: false, actor: 'test', portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2, claim: async () => void turns.push(turn) });
+      await onboard(await w.runtime.renewalDeps(), rows, errors, { file: 'turns.csv', outDir, keyType: 'p256', profile: 'compatible', dryRun: false, continueOnError: false, actor: 'test', portalUrl: 'https://kenshin.example.jp/', operatorContact: undefined, concurrency: 2, claim: async () => void turns.push(counter.count) });
     } finally {
-      spinning = false;
+      counter.stop();
     }
     // The last twelve claims: the 4 rows written out, the one before the PDF, the PDF's before its
     // rename, the one before the wipe, the 4 seals, the final one. Each row and each seal has a turn

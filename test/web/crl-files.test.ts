@@ -7,6 +7,23 @@ import { CrlFiles } from '../../src/web/crl-files.js';
 import { DAY_MS } from '../../src/clock.js';
 import { run } from '../helpers/openssl.js';
 
+/** CrlFiles over the real CRL set, counting the loads of whole CRLs; `now` is the test's to move. */
+function countingFiles(deps: () => Promise<Parameters<typeof currentCrls>[0]>) {
+  const state = { loads: 0, now: Date.now() };
+  const files = new CrlFiles(
+    {
+      one: async (name) => (state.loads++, currentCrlNamed(await deps(), name)),
+      all: async () => (state.loads++, currentCrls(await deps())),
+      number: async (name) => storedCrlNumber(await deps(), name),
+      currentNumber: async (name) => currentCrlNumberNamed(await deps(), name),
+      bundlePem: (crls) => crlBundlePem(crls, []),
+    },
+    () => state.now,
+    5000,
+  );
+  return { files, state };
+}
+
 /** The CRLs are served like static files: kept ready, revalidated with ETag / Last-Modified. */
 describe('CRL files', async () => {
   const w = await makePortalWorld('sqlite');
@@ -58,37 +75,25 @@ describe('CRL files', async () => {
    */
   test('the periodic staleness check reads no bytes while the CRL is current, and still catches a revocation left unpublished', async () => {
     const deps = async () => ({ db, clock: w.clock, cas: await w.runtime.caSet() });
-    let loads = 0;
-    let now = Date.now();
-    const files = new CrlFiles(
-      {
-        one: async (name) => (loads++, currentCrlNamed(await deps(), name)),
-        all: async () => (loads++, currentCrls(await deps())),
-        number: async (name) => storedCrlNumber(await deps(), name),
-        currentNumber: async (name) => currentCrlNumberNamed(await deps(), name),
-        bundlePem: (crls) => crlBundlePem(crls, []),
-      },
-      () => now,
-      5000,
-    );
+    const { files, state } = countingFiles(deps);
     const first = await files.get('issuing');
     const bundle = await files.getBundle();
-    assert.equal(loads, 2);
-    now += 6000;
+    assert.equal(state.loads, 2);
+    state.now += 6000;
     assert.equal(await files.get('issuing'), first, 'the same file, kept');
     assert.equal(await files.getBundle(), bundle);
-    assert.equal(loads, 2, 'a current CRL is not read again');
+    assert.equal(state.loads, 2, 'a current CRL is not read again');
     // Revoked, but the publication never happened (a crash between the two): the count differs.
     const cert = await w.cert(100);
     await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'superseded', actor: 'test' });
     assert.equal(await currentCrlNumberNamed(await deps(), 'issuing'), undefined, 'stale: it does not list the revocation');
-    now += 6000;
+    state.now += 6000;
     const next = (await files.get('issuing'))!;
     assert.notEqual(next, first);
     assert.notEqual(next.etag, first!.etag);
     assert.match(run('openssl', ['crl', '-inform', 'DER', '-noout', '-text'], next.der), new RegExp(`Serial Number: 0?${cert.row.serial.toUpperCase()}`));
     assert.notEqual((await files.getBundle()).etag, bundle.etag);
-    assert.equal(loads, 4);
+    assert.equal(state.loads, 4);
     // A day on the service's clock: due for re-signing, so not current any more.
     const number = await currentCrlNumberNamed(await deps(), 'issuing');
     assert.equal(number, await storedCrlNumber(await deps(), 'issuing'));
@@ -102,30 +107,18 @@ describe('CRL files', async () => {
 
   test('requests that find a stale CRL together wait for one publication, not one each', async () => {
     const deps = async () => ({ db, clock: w.clock, cas: await w.runtime.caSet() });
-    let loads = 0;
-    let now = Date.now();
-    const files = new CrlFiles(
-      {
-        one: async (name) => (loads++, currentCrlNamed(await deps(), name)),
-        all: async () => (loads++, currentCrls(await deps())),
-        number: async (name) => storedCrlNumber(await deps(), name),
-        currentNumber: async (name) => currentCrlNumberNamed(await deps(), name),
-        bundlePem: (crls) => crlBundlePem(crls, []),
-      },
-      () => now,
-      5000,
-    );
+    const { files, state } = countingFiles(deps);
     await files.get('issuing');
     await files.getBundle();
     const before = await storedCrlNumber(await deps(), 'issuing');
     // Revoked with no publication (as after a crash between the two): the next requests find it stale.
     const cert = await w.cert(101);
     await revokeCertificate({ db, clock: w.clock }, { serial: cert.row.serial, reason: 'superseded', actor: 'test' });
-    loads = 0;
-    now += 6000; // past the periodic check
+    state.loads = 0;
+    state.now += 6000; // past the periodic check
     const served = await Promise.all(Array.from({ length: 8 }, () => files.get('issuing')));
     const bundles = await Promise.all(Array.from({ length: 8 }, () => files.getBundle()));
-    assert.equal(loads, 2, 'one load of the CRL and one of the bundle');
+    assert.equal(state.loads, 2, 'one load of the CRL and one of the bundle');
     assert.equal(new Set(served).size, 1, 'every request got the same file');
     assert.equal(new Set(bundles).size, 1);
     assert.equal(await storedCrlNumber(await deps(), 'issuing'), before! + 1, 'one new number, not eight');
